@@ -1,0 +1,1 @@
+"""AgentWatch services: gateway, budget, anomaly, sink and what they share."""

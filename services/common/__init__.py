@@ -1,0 +1,1 @@
+"""What every service shares: settings, event schemas, topic names, Kafka helpers."""

@@ -1,0 +1,1 @@
+"""Fixtures shared by several test folders beyond the real components in conftest."""
