@@ -131,6 +131,9 @@ class Kafka:
     heap: str = "768m"
     pid: int | None = None
 
+    def __post_init__(self) -> None:
+        self.state_dir = self.state_dir.resolve()
+
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -257,6 +260,10 @@ class Postgres:
     database: str = "agentwatch"
     pid: int | None = None
     _as_postgres: bool = field(default_factory=lambda: os.geteuid() == 0)
+
+    def __post_init__(self) -> None:
+        # PostgreSQL runs from its own working directory: every path it gets must be absolute.
+        self.state_dir = self.state_dir.resolve()
 
     @property
     def url(self) -> str:
@@ -487,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE)
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args(argv)
-    stack = Stack(args.state)
+    stack = Stack(args.state.resolve())
     try:
         if args.command == "up":
             endpoints = stack.up(os.environ)
