@@ -358,7 +358,10 @@ class Service:
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
-SERVICES: tuple[Service, ...] = ()
+SERVICES: tuple[Service, ...] = (
+    Service("anomaly", ("anomaly",), "AGENTWATCH_ANOMALY_WEB_PORT", 6066),
+    Service("notifier", ("notifier",)),
+)
 
 
 def _venv_bin(name: str) -> str:

@@ -20,7 +20,10 @@ from services.common.config import CommonSettings
 from services.common.topics import Topics, ensure_topics
 
 # name -> (module, help); the module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "anomaly": ("services.anomaly.worker", "run the runaway-loop detection worker (Faust)"),
+    "notifier": ("services.anomaly.notifier_main", "run the alert notifier (Slack, webhooks, dead-letter topic)"),
+}
 
 
 def _topics(args: argparse.Namespace) -> int:
