@@ -40,12 +40,17 @@ def create_app(settings: AnomalySettings) -> faust.App:
         web_host=settings.anomaly_web_host,
         web_port=settings.anomaly_web_port,
         consumer_auto_offset_reset="earliest",
+        # Raw bytes end to end: events are decoded by services.common.events, table values by state.
+        key_serializer="raw",
+        value_serializer="raw",
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     calls = app.topic(topics.calls, partitions=settings.topic_partitions, **raw)
     alerts = app.topic(topics.alerts, **raw)
     controls = app.topic(topics.controls, **raw)
-    windows = app.Table(TABLE_NAME, default=None, partitions=settings.topic_partitions, **raw)
+    windows = app.Table(
+        TABLE_NAME, default=None, partitions=settings.topic_partitions, key_type=bytes, value_type=bytes
+    )
 
     @app.agent(calls)
     async def detect(stream: Any) -> None:

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,16 +102,22 @@ class SlackReceiver:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def wait_for(self, count: int, within: float) -> list[Received]:
-        """Waits until ``count`` messages were accepted (or the timeout); returns them."""
+    async def wait_for(
+        self, count: int, within: float, match: Callable[[Received], bool] | None = None
+    ) -> list[Received]:
+        """Waits until ``count`` accepted messages (that ``match``) arrived, or the time is up."""
         deadline = time.monotonic() + within
-        while len(self.delivered) < count and time.monotonic() < deadline:
+
+        def got() -> list[Received]:
+            return [m for m in self.delivered if match is None or match(m)]
+
+        while len(got()) < count and time.monotonic() < deadline:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), max(0.01, deadline - time.monotonic()))
             except TimeoutError:
                 break
-        return self.delivered
+        return got()
 
 
 async def _serve(port: int) -> None:
