@@ -7,6 +7,7 @@ import asyncio
 from decimal import Decimal
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 from localstack import free_port
 
 from services.anomaly.delivery import Target
@@ -93,7 +94,7 @@ async def test_receiver_down_for_the_whole_budget_dead_letters_the_alert(
                 enable_auto_commit=False,
             )
             await consumer.start()
-            records = []
+            records: list[ConsumerRecord] = []
             try:
                 async with asyncio.timeout(30):
                     while not records:
