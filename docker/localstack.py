@@ -359,7 +359,7 @@ class Service:
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
 SERVICES: tuple[Service, ...] = (
-    Service("anomaly", ("anomaly",), "AGENTWATCH_ANOMALY_WEB_PORT", 6066),
+    Service("anomaly", ("anomaly",), "AGENTWATCH_ANOMALY_WEB_PORT", 6067),
     Service("notifier", ("notifier",)),
 )
 

@@ -97,6 +97,8 @@ class Notifier:
 
     async def start(self) -> None:
         s = self.settings
+        if not self.targets:
+            log.warning("no SLACK_WEBHOOK_URL nor AGENTWATCH_ALERT_WEBHOOKS: alerts are read and not sent anywhere")
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=s.notifier_timeout_s))
         self._producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap_servers, enable_idempotence=True, acks="all"

@@ -11,7 +11,7 @@ class AnomalySettings(CommonSettings):
     # The Faust app id is also its consumer group and the prefix of its changelog topic.
     anomaly_app_id: str = "agentwatch-anomaly"
     anomaly_web_host: str = "127.0.0.1"
-    anomaly_web_port: int = Field(6066, ge=1, le=65535)
+    anomaly_web_port: int = Field(6067, ge=1, le=65535)
 
 
 class NotifierSettings(CommonSettings):
