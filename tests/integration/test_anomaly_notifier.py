@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from localstack import free_port
@@ -76,8 +77,24 @@ async def test_500_then_429_then_200_delivers_exactly_once_and_restart_resends_n
     assert [m.headers["X-AgentWatch-Alert-Id"] for m in r.delivered] == [first.alert_id, second.alert_id]
 
 
+async def dead_letters(bootstrap: str, topics: Topics, count: int) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(
+        topics.alerts_dead_letter, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(records) < count:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
 async def test_receiver_down_for_the_whole_budget_dead_letters_the_alert(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     topics = await ensure(kafka_bootstrap, topic_prefix)
     lost = alert("down")
@@ -87,21 +104,7 @@ async def test_receiver_down_for_the_whole_budget_dead_letters_the_alert(
     async with SlackReceiver() as webhook:
         targets = [Target("slack", dead, "slack"), Target("webhook[0]", webhook.url, "webhook")]
         async with running_notifier(s, targets):
-            consumer = AIOKafkaConsumer(
-                topics.alerts_dead_letter,
-                bootstrap_servers=kafka_bootstrap,
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-            )
-            await consumer.start()
-            records: list[ConsumerRecord] = []
-            try:
-                async with asyncio.timeout(30):
-                    while not records:
-                        for batch in (await consumer.getmany(timeout_ms=500)).values():
-                            records.extend(batch)
-            finally:
-                await consumer.stop()
+            records = await dead_letters(kafka_bootstrap, topics, 1)
     assert len(records) == 1
     dlq = decode(records[0].value)
     assert isinstance(dlq, Alert) and dlq.alert_id == lost.alert_id
@@ -110,6 +113,8 @@ async def test_receiver_down_for_the_whole_budget_dead_letters_the_alert(
     assert b"ClientConnectorError" in headers["agentwatch-error"] or b"Connect" in headers["agentwatch-error"]
     # The healthy generic webhook got the alert event itself, once.
     assert len(webhook.delivered) == 1 and webhook.delivered[0].body["alert_id"] == lost.alert_id
+    # The Slack webhook URL is a secret: its path is in no log line and no DLQ header.
+    assert "/services/T/B/X" not in caplog.text and b"/services/T/B/X" not in b"".join(headers.values())
 
 
 async def test_undecodable_alert_goes_to_the_dead_letter_topic(kafka_bootstrap: str, topic_prefix: str) -> None:
@@ -123,3 +128,5 @@ async def test_undecodable_alert_goes_to_the_dead_letter_topic(kafka_bootstrap: 
     ):
         got = await r.wait_for(1, within=30)
     assert len(got) == 1 and "acme/after" in got[0].body["text"]
+    [bad] = await dead_letters(kafka_bootstrap, topics, 1)
+    assert bad.value == b"{not json" and dict(bad.headers)["agentwatch-target"] == b"decode"
