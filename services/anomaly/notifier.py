@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
 from services.anomaly.delivery import RetryPolicy, Target, deliver
@@ -60,6 +61,9 @@ class _Progress:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: dict[TopicPartition, int] = field(default_factory=dict)
+    # Revoked but the new assignment not in yet: records already fetched for these are left to
+    # the next owner (positions restart from the committed offsets after every rebalance).
+    revoked: set[TopicPartition] = field(default_factory=set)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -69,10 +73,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         # Let the alert in flight finish and commit it, so the next owner does not resend it.
         async with self._notifier.progress.lock:
-            await self._notifier.commit_pending()
+            try:
+                await self._notifier.commit_pending()
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning("commit on revoke failed (the next owner resends at most one alert): %s", exc)
+            self._notifier.progress.revoked.update(revoked)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        return None
+        self._notifier.progress.revoked.clear()
 
 
 class Notifier:
@@ -133,9 +141,18 @@ class Notifier:
             for tp, records in batch.items():
                 for record in records:
                     async with self.progress.lock:
+                        # A revoked partition's alerts belong to its new owner from its committed offset.
+                        if tp in self.progress.revoked or tp not in self._consumer.assignment():
+                            break
                         await self.handle(record)
                         self.progress.pending[tp] = record.offset + 1
-                        await self.commit_pending()
+                        try:
+                            await self.commit_pending()
+                        except (CommitFailedError, IllegalStateError) as exc:
+                            # The group rebalanced under us: the new owner resends this one alert.
+                            log.warning("commit after alert at %s@%d failed: %s", tp, record.offset, exc)
+                            self.progress.pending.clear()
+                            break
 
     async def handle(self, record: ConsumerRecord) -> None:
         try:

@@ -25,6 +25,7 @@ class Reply:
     status: int = 200
     retry_after: str | None = None
     body: str = "ok"
+    delay_s: float = 0.0  # a slow receiver
 
 
 @dataclass
@@ -59,6 +60,8 @@ class SlackReceiver:
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
         reply = self.script.pop(0) if self.script else Reply()
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
         self.attempts.append(Received(time.monotonic(), reply.status, body, dict(request.headers)))
         self._arrived.set()
         headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}

@@ -130,3 +130,23 @@ async def test_undecodable_alert_goes_to_the_dead_letter_topic(kafka_bootstrap: 
     assert len(got) == 1 and "acme/after" in got[0].body["text"]
     [bad] = await dead_letters(kafka_bootstrap, topics, 1)
     assert bad.value == b"{not json" and dict(bad.headers)["agentwatch-target"] == b"decode"
+
+
+async def test_second_notifier_joining_the_group_resends_nothing(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """A rebalance mid-stream: the revoke listener commits what was delivered, so the new
+    owner of a partition starts after it; every alert arrives exactly once."""
+    topics = await ensure(kafka_bootstrap, topic_prefix)
+    alerts = [alert(f"r{i}") for i in range(24)]
+    await publish(kafka_bootstrap, topics, *alerts)
+    s = settings(kafka_bootstrap, topic_prefix)
+    # A slow Slack, so the second notifier joins while the first is mid-stream.
+    async with SlackReceiver(script=[Reply(delay_s=0.2) for _ in alerts]) as r:
+        target = [Target("slack", r.url, "slack")]
+        async with running_notifier(s, target):
+            await r.wait_for(4, within=30)
+            async with running_notifier(s, target):
+                await r.wait_for(len(alerts), within=60)
+                await asyncio.sleep(1.5)
+    ids = [m.headers["X-AgentWatch-Alert-Id"] for m in r.delivered]
+    assert sorted(ids) == sorted(a.alert_id for a in alerts)
+    assert len(r.script) == 0  # every delivery was a slow one, so the rebalance happened mid-stream
