@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from services.common.events import Alert
 
-_EMOJI = {"info": ":information_source:", "warning": ":warning:", "high": ":rotating_light:", "critical": ":fire:"}
+_EMOJI = MappingProxyType(
+    {"info": ":information_source:", "warning": ":warning:", "high": ":rotating_light:", "critical": ":fire:"}
+)
 # Slack rejects a section text over 3000 characters.
 _MAX_TEXT = 2900
 
