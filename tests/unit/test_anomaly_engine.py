@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.anomaly.engine import step
 from services.anomaly.slack import slack_message
@@ -87,3 +91,45 @@ def test_budget_from_call_started_reaches_the_alert() -> None:
     text = str(msg)
     assert "acme/s1" in text and "checkout" in text and "payments" in text and "$2.0000" in text
     assert "ratios" in text and msg["blocks"][0]["type"] == "header"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=20_000),  # input tokens
+            st.sampled_from([200, 200, 200, 500]),
+            st.sampled_from(["a", "b", "c"]),
+            st.floats(min_value=0.0, max_value=30.0),  # seconds since the previous call
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([0.0, 10.0, 60.0]),
+)
+def test_at_most_one_alert_per_detector_per_cooldown(calls: list[tuple[int, int, str, float]], cooldown: float) -> None:
+    policy = TenantPolicy(
+        detectors=DetectorThresholds(cooldown_s=cooldown, max_calls_per_minute=5, error_loop_count=2),
+    )
+    state: SessionState | None = None
+    at = 0.0
+    fired: dict[str, list[datetime]] = {}
+    for i, (tokens, status, fp, gap) in enumerate(calls):
+        at += gap
+        event = CallFinished(
+            tenant="acme",
+            session_id="s",
+            call_id=f"c{i}",
+            provider="openai",
+            endpoint="chat",
+            status_code=status,
+            outcome="ok" if status < 400 else "upstream_error",
+            input_tokens=tokens,
+            fingerprint=fp,
+            cost_usd=Decimal("0.01"),
+            ts=T0 + timedelta(seconds=at),
+        )
+        out = step(state, event, policy)
+        state = out.state
+        for alert in out.alerts:
+            fired.setdefault(alert.detector, []).append(event.ts)
+    for times in fired.values():
+        assert all((b - a).total_seconds() >= cooldown for a, b in itertools.pairwise(times))
