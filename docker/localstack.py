@@ -358,7 +358,7 @@ class Service:
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
-SERVICES: tuple[Service, ...] = ()
+SERVICES: tuple[Service, ...] = (Service("gateway", ("gateway",), port_env="AGENTWATCH_PORT", default_port=8080),)
 
 
 def _venv_bin(name: str) -> str:

@@ -20,7 +20,9 @@ from services.common.config import CommonSettings
 from services.common.topics import Topics, ensure_topics
 
 # name -> (module, help); the module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "gateway": ("services.gateway.runner", "run the gateway (OpenAI/Anthropic proxy)"),
+}
 
 
 def _topics(args: argparse.Namespace) -> int:
