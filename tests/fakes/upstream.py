@@ -107,9 +107,11 @@ async def _common(request: web.Request, provider: str) -> tuple[dict[str, Any], 
             }
         )
     err = _anthropic_error if provider == "anthropic" else _openai_error
-    if provider == "anthropic" and not request.headers.get("x-api-key"):
+    # Anthropic accepts x-api-key or (newer SDKs) Authorization: Bearer.
+    bearer = request.headers.get("Authorization", "").startswith("Bearer ")
+    if provider == "anthropic" and not (request.headers.get("x-api-key") or bearer):
         return err(401)
-    if provider == "openai" and not request.headers.get("Authorization", "").startswith("Bearer "):
+    if provider == "openai" and not bearer:
         return err(401)
     delay = float(request.headers.get("x-fake-latency-ms") or state.latency_ms)
     if delay:
@@ -154,11 +156,11 @@ async def chat(request: web.Request) -> web.StreamResponse:
     got = await _common(request, "openai")
     if isinstance(got, web.Response):
         return got
-    doc, body = got
+    doc, _ = got
     messages = doc.get("messages")
     words = _words(request, messages)
     u = _usage(request, messages, len(words))
-    cid = f"chatcmpl-{_digest(body)}"
+    cid = f"chatcmpl-{_digest(_enc([doc.get('model'), messages]))}"
     model = doc.get("model", "gpt-4o-mini")
     usage = {
         "prompt_tokens": u.input,
@@ -265,11 +267,11 @@ async def responses(request: web.Request) -> web.StreamResponse:
     got = await _common(request, "openai")
     if isinstance(got, web.Response):
         return got
-    doc, body = got
+    doc, _ = got
     prompt = doc.get("input")
     words = _words(request, prompt)
     u = _usage(request, prompt, len(words))
-    rid = f"resp_{_digest(body)}"
+    rid = f"resp_{_digest(_enc([doc.get('model'), prompt]))}"
     model = doc.get("model", "gpt-4o-mini")
     text = "".join(words)
     if not doc.get("stream"):
@@ -340,11 +342,11 @@ async def messages(request: web.Request) -> web.StreamResponse:
     got = await _common(request, "anthropic")
     if isinstance(got, web.Response):
         return got
-    doc, body = got
+    doc, _ = got
     prompt = doc.get("messages")
     words = _words(request, prompt)
     u = _usage(request, prompt, len(words))
-    mid = f"msg_{_digest(body)}"
+    mid = f"msg_{_digest(_enc([doc.get('model'), prompt]))}"
     model = doc.get("model", "claude-3-5-haiku-latest")
     usage = {
         "input_tokens": u.input,
