@@ -14,7 +14,9 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from anthropic.types import MessageParam
 from genai_prices import Usage, calc_price
+from openai.types.chat import ChatCompletionMessageParam
 
 from services.common.events import CallFinished, CallStarted, Event
 from tests.e2e.kafka_events import read_events
@@ -23,7 +25,8 @@ from tests.fixtures import ANTHROPIC_KEY, OPENAI_KEY, GatewayFactory
 
 OPENAI_USAGE = {"input": 1234, "output": 56, "cached": 200, "reasoning": 7}
 ANTHROPIC_USAGE = {"input": 1000, "output": 50, "cached": 100, "cache_write": 20}
-MSGS = [{"role": "user", "content": "Say hello"}]
+MSGS: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
+A_MSGS: list[MessageParam] = [{"role": "user", "content": "Say hello"}]
 
 
 def _usage_header(u: dict[str, int]) -> str:
@@ -53,12 +56,12 @@ def _price(provider: str, model: str, *, inp: int, out: int, cached: int, cache_
 
 
 OPENAI_CASES: dict[str, Callable[[openai.OpenAI], Any]] = {
-    "chat": lambda c: c.chat.completions.create(model="gpt-4o-mini", messages=MSGS),  # type: ignore[arg-type]
-    "chat_stream": lambda c: list(c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)),  # type: ignore[arg-type]
+    "chat": lambda c: c.chat.completions.create(model="gpt-4o-mini", messages=MSGS),
+    "chat_stream": lambda c: list(c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)),
     "chat_stream_usage": lambda c: list(
         c.chat.completions.create(
             model="gpt-4o-mini",
-            messages=MSGS,  # type: ignore[arg-type]
+            messages=MSGS,
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -134,9 +137,10 @@ async def test_openai_async_sdk_through_gateway(
     for base, key in ((f"{fake_upstream_proc.url}/v1", OPENAI_KEY), (f"{gw.url}/v1/proxy/openai", "tok-alpha")):
         headers = {"X-AgentWatch-Session-Id": sid, "x-fake-usage": _usage_header(OPENAI_USAGE)}
         async with openai.AsyncOpenAI(base_url=base, api_key=key, default_headers=headers, max_retries=0) as c:
-            plain = await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS)  # type: ignore[arg-type]
-            stream = await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)  # type: ignore[arg-type]
-            chunks = [ch async for ch in stream]
+            plain = await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+            chunks = [
+                ch async for ch in await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
+            ]
             resp = await c.responses.create(model="gpt-4o-mini", input="Say hello")
             emb = await c.embeddings.create(model="text-embedding-3-small", input="a")
             results.append(_dump([plain, *chunks, resp, emb]))
@@ -165,14 +169,16 @@ async def test_anthropic_sdk_through_gateway(
         return anthropic.Anthropic(base_url=base, api_key=key, default_headers=headers, max_retries=0)
 
     def stream_helper(c: anthropic.Anthropic) -> Any:
-        with c.messages.stream(model=model, max_tokens=64, messages=MSGS) as s:  # type: ignore[arg-type]
+        with c.messages.stream(model=model, max_tokens=64, messages=A_MSGS) as s:
             texts = list(s.text_stream)
             return [texts, s.get_final_message().model_dump()]
 
     cases: dict[str, Callable[[anthropic.Anthropic], Any]] = {
-        "create": lambda c: c.messages.create(model=model, max_tokens=64, messages=MSGS).model_dump(),  # type: ignore[arg-type]
+        "create": lambda c: c.messages.create(model=model, max_tokens=64, messages=A_MSGS).model_dump(),
         "stream_helper": stream_helper,
-        "raw_stream": lambda c: _dump(list(c.messages.create(model=model, max_tokens=64, messages=MSGS, stream=True))),  # type: ignore[arg-type]
+        "raw_stream": lambda c: _dump(
+            list(c.messages.create(model=model, max_tokens=64, messages=A_MSGS, stream=True))
+        ),
     }
     sessions = {}
     for name, call in cases.items():
@@ -207,9 +213,10 @@ async def test_unknown_model_has_no_cost_never_zero(
     gw = gateway_factory()
     sid = f"s-unknown-{uuid.uuid4().hex[:6]}"
     c = _openai_client(f"{gw.url}/v1/proxy/openai", "tok-alpha", sid)
-    r = c.chat.completions.create(model="no-such-model-xyz", messages=MSGS, stream=stream)  # type: ignore[call-overload]
     if stream:
-        list(r)
+        list(c.chat.completions.create(model="no-such-model-xyz", messages=MSGS, stream=True))
+    else:
+        c.chat.completions.create(model="no-such-model-xyz", messages=MSGS)
     ev = (await _finished_by_session(kafka_bootstrap, f"{topic_prefix}calls", {sid}))[sid]
     assert ev.input_tokens == OPENAI_USAGE["input"]
     assert ev.cost_usd is None
