@@ -265,6 +265,8 @@ class Proxy:
                 t0=t0,
                 result=result,
             )
+        except GatewayError as err:
+            return error_response(provider, err, {CALL_ID_HEADER: call_id})
         except asyncio.CancelledError:
             # The client went away while we waited upstream; leaving the context aborts upstream.
             result.outcome = "client_disconnected"
