@@ -91,3 +91,41 @@ def test_cost_is_decimal_and_unknown_model_is_none() -> None:
     assert cost_of("openai", Usage(input_tokens=10, output_tokens=10, model="no-such-model")) is None
     assert cost_of("openai", Usage(input_tokens=10, model=None)) is None
     assert cost_of("openai", Usage(model="gpt-4o-mini")) == Decimal(0)
+
+
+MODELS = [
+    ("openai", "gpt-4o-mini"),
+    ("openai", "gpt-5"),
+    ("openai", "text-embedding-3-small"),
+    ("anthropic", "claude-3-5-haiku-20241022"),
+    ("anthropic", "claude-sonnet-4-5"),
+]
+
+
+@given(
+    st.sampled_from(MODELS),
+    st.integers(0, 400_000),
+    st.integers(0, 50_000),
+    st.integers(0, 100_000),
+    st.integers(0, 10_000),
+)
+def test_fast_cost_equals_genai_prices(model: tuple[str, str], inp: int, out: int, cached: int, write: int) -> None:
+    provider, name = model
+    cached = min(cached, inp)
+    write = min(write, inp - cached)
+    from genai_prices import Usage as PUsage
+    from genai_prices import calc_price
+
+    try:
+        expected = calc_price(
+            PUsage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached, cache_write_tokens=write),
+            name,
+            provider_id=provider,
+        ).total_price
+    except ValueError:
+        expected = None
+    got = cost_of(
+        provider,
+        Usage(input_tokens=inp, output_tokens=out, cached_tokens=cached, cache_write_tokens=write, model=name),
+    )
+    assert got == expected
