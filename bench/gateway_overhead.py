@@ -42,7 +42,8 @@ async def open_loop(url: str, headers: dict[str, str], rate: float, seconds: flo
     n = int(rate * seconds)
     lat: list[float] = []
     errors = 0
-    conn = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+    # A bounded pool, like a real client: requests beyond it queue (and that time counts).
+    conn = aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
     async with aiohttp.ClientSession(connector=conn) as s:
 
         async def one(due: float) -> None:

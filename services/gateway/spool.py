@@ -1,9 +1,10 @@
 """A bounded on-disk spool of Kafka records, replayed in order.
 
 Records are appended to the open segment file with a length-prefixed frame and flushed to
-the OS at once, so a crash of the gateway process loses nothing already spooled; a crash of
-the machine can lose what the OS had not yet written (segments are fsynced when sealed). A
-torn frame at the end of a segment (crash mid-write) is detected and skipped when read.
+the OS at once, so a crash of the gateway process (even SIGKILL) loses nothing already
+spooled; a crash of the machine (power loss, kernel panic) can lose what the OS had not yet
+written to disk, as nothing is fsynced on the hot path. A torn frame at the end of a segment
+(crash mid-write) is detected and skipped when read.
 
 Segments are named by a growing sequence number; the replayer seals the open segment,
 reads the oldest sealed one, and deletes it only after every record in it was acknowledged.
@@ -78,9 +79,9 @@ class Spool:
         return written
 
     def seal(self) -> None:
+        # No fsync here: it would stall the event loop (and every call) on a busy disk.
         if self._open is not None:
             self._open.flush()
-            os.fsync(self._open.fileno())
             self._open.close()
             self._open = None
             self._open_path = None
