@@ -151,7 +151,7 @@ class Proxy:
     def __init__(self, provider: ProviderName) -> None:
         self.provider = provider
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         app = request.app
         settings = app[keys.SETTINGS]
         metrics = app[keys.METRICS]

@@ -8,5 +8,5 @@ from services.gateway.proxy import Proxy
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_route("*", "/v1/proxy/openai/{path:.*}", Proxy("openai"))
-    app.router.add_route("*", "/v1/proxy/anthropic/{path:.*}", Proxy("anthropic"))
+    app.router.add_route("*", "/v1/proxy/openai/{path:.*}", Proxy("openai").handle)
+    app.router.add_route("*", "/v1/proxy/anthropic/{path:.*}", Proxy("anthropic").handle)
