@@ -14,6 +14,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from services.common.events import CallFinished, CallOutcome, CallStarted, PayloadCaptured, new_id, utcnow
 from services.gateway import keys
@@ -324,11 +325,13 @@ class Proxy:
         settings = app[keys.SETTINGS]
         metrics = app[keys.METRICS]
         capture = settings.capture_payloads
-        url = f"{up.base_url}/{path}"
+        # The client's query string is forwarded as it came, without re-encoding.
+        qs = request.raw_path.partition("?")[2]
+        url = URL(f"{up.base_url}/{path}?{qs}" if qs else f"{up.base_url}/{path}", encoded=True)
         headers = _upstream_headers(request.headers, up)
         try:
             upstream_cm = up.session.request(
-                request.method, url, params=request.query, data=body or None, headers=headers, allow_redirects=False
+                request.method, url, data=body or None, headers=headers, allow_redirects=False
             )
             upstream = await upstream_cm.__aenter__()
         except TimeoutError as exc:

@@ -101,7 +101,7 @@ async def _common(request: web.Request, provider: str) -> tuple[dict[str, Any], 
             {
                 "method": request.method,
                 "path": request.path,
-                "query": request.query_string,
+                "query": request.raw_path.partition("?")[2],
                 "headers": dict(request.headers),
                 "body": body.decode(errors="replace"),
             }

@@ -62,9 +62,12 @@ async def test_refusal_never_reaches_upstream(tmp_path: Path, kafka_bootstrap: s
             assert len(fake_app[STATE].requests) == 0
 
             h["X-AgentWatch-Session-Id"] = "y"
-            async with http.post(gw.make_url("/v1/proxy/openai/chat/completions"), json=chat, headers=h) as r:
+            url = str(gw.make_url("/v1/proxy/openai/chat/completions")) + "?api-version=2024-01-01&x=a%20b"
+            async with http.post(url, json=chat, headers=h) as r:
                 assert r.status == 200
             assert len(fake_app[STATE].requests) == 1
+            # The query string passes through as it came.
+            assert fake_app[STATE].requests[0]["query"] == "api-version=2024-01-01&x=a%20b"
             assert [c.session.session_id for c in admission.admitted] == ["y"]
             assert [(f.session_id, f.outcome) for f in admission.settled] == [
                 ("x", "refused"),
