@@ -76,7 +76,9 @@ async def post_once(http: aiohttp.ClientSession, target: Target, body: bytes, he
             retry_after = parse_retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
             raise DeliveryError(f"HTTP {resp.status}: {text}", retry_after=retry_after, retryable=retryable)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        # Some aiohttp errors quote the URL, and a Slack webhook URL is a credential.
+        detail = str(exc).replace(target.url, f"<{target.name}>")
+        raise DeliveryError(f"{type(exc).__name__}: {detail}") from None
 
 
 Sleep = Callable[[float], Awaitable[Any]]

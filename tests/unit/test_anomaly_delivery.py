@@ -79,3 +79,11 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("garbage") is None
     assert parse_retry_after(None) is None
     assert parse_retry_after("-3") == 0.0
+
+
+async def test_an_error_quoting_the_url_does_not_leak_it() -> None:
+    # aiohttp's InvalidURL message is the URL itself; a Slack webhook URL is a credential.
+    with pytest.raises(DeliveryExhausted) as exc:
+        await post("http:///services/T0/B0/very-secret-token", RetryPolicy(1, 0.01, 0.01, 1))
+    assert "InvalidUrlClientError" in exc.value.last_error
+    assert "very-secret-token" not in str(exc.value) and "very-secret-token" not in exc.value.last_error
