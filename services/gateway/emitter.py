@@ -194,7 +194,8 @@ class Emitter:
             bootstrap_servers=self._bootstrap,
             enable_idempotence=True,
             acks="all",
-            linger_ms=2,
+            # Events are off the call path: a longer linger means fewer, larger produce requests.
+            linger_ms=20,
             request_timeout_ms=int(self._timeout * 1000),
             retry_backoff_ms=100,
         )
