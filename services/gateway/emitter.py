@@ -185,9 +185,7 @@ class Emitter:
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(KafkaError, TimeoutError, OSError):
-                async with asyncio.timeout(self._timeout):
-                    await producer.stop()
+            await self._stop_quietly(producer)
 
     async def _connect(self) -> AIOKafkaProducer | None:
         producer = AIOKafkaProducer(
@@ -207,11 +205,18 @@ class Emitter:
                         self._bootstrap, self._topics, partitions=self._partitions, replication=self._replication
                     )
         except (KafkaError, TimeoutError, OSError):
-            with contextlib.suppress(KafkaError, TimeoutError, OSError):
-                async with asyncio.timeout(self._timeout):
-                    await producer.stop()
+            await self._stop_quietly(producer)
             return None
+        except asyncio.CancelledError:
+            # Stopped while connecting: do not leave the half-started producer's tasks behind.
+            await self._stop_quietly(producer)
+            raise
         return producer
+
+    async def _stop_quietly(self, producer: AIOKafkaProducer) -> None:
+        with contextlib.suppress(KafkaError, TimeoutError, OSError):
+            async with asyncio.timeout(self._timeout):
+                await producer.stop()
 
     async def _replay(self, producer: AIOKafkaProducer) -> bool:
         """Send the oldest spooled segment; False when the broker failed again."""
