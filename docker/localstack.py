@@ -358,7 +358,9 @@ class Service:
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
-SERVICES: tuple[Service, ...] = ()
+SERVICES: tuple[Service, ...] = (
+    Service("budget", ("budget",), port_env="AGENTWATCH_BUDGET_WEB_PORT", default_port=6066),
+)
 
 
 def _venv_bin(name: str) -> str:

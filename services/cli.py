@@ -20,7 +20,9 @@ from services.common.config import CommonSettings
 from services.common.topics import Topics, ensure_topics
 
 # name -> (module, help); the module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "budget": ("services.budget.runner", "run a budget worker (Faust: session totals table)"),
+}
 
 
 def _topics(args: argparse.Namespace) -> int:

@@ -1,0 +1,89 @@
+"""The Faust app factory: one agent folds the calls and controls topics into the sessions table.
+
+Both topics are keyed ``tenant/session_id`` with the same partition count, so partition N of
+each belongs to the same worker, and a table write goes to changelog partition N: one
+writer per session. Table values are ``SessionState`` bytes, so gateways read the changelog
+without Faust.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from services.budget.settings import BudgetSettings
+from services.common.events import CallFinished, CallStarted, Control, EventDecodeError, decode, session_key
+from services.common.session_state import (
+    SESSIONS_TABLE,
+    SessionStateDecodeError,
+    budget_app_id,
+    changelog_topic,
+    decode_state,
+    encode_state,
+    fold,
+)
+from services.common.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: BudgetSettings) -> faust.App:
+    topics = Topics.from_settings(settings)
+    app = faust.App(
+        budget_app_id(settings.topic_prefix),
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        datadir=str(settings.budget_data_dir),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        web_port=settings.budget_web_port,
+        web_host=settings.budget_web_host,
+        web_bind=settings.budget_web_host,
+        broker_commit_interval=settings.budget_commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+    )
+    raw: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    table = app.Table(
+        SESSIONS_TABLE,
+        default=None,
+        partitions=settings.topic_partitions,
+        schema=raw,
+    )
+    if table.changelog_topic.get_topic_name() != changelog_topic(settings.topic_prefix):
+        raise RuntimeError("the sessions changelog name differs from the one gateways replicate")
+    source = app.topic(
+        topics.calls,
+        topics.controls,
+        schema=raw,
+    )
+
+    @app.agent(source, name="fold-sessions")
+    async def fold_sessions(stream: Any) -> None:
+        async for event in stream.events():
+            apply(table, event.value)
+
+    return app
+
+
+def apply(table: Any, raw: bytes) -> None:
+    """Fold one raw event into the table; undecodable or foreign events are skipped, logged."""
+    try:
+        event = decode(raw)
+    except EventDecodeError as exc:
+        log.warning("skipping an undecodable event: %s", exc)
+        return
+    if not isinstance(event, CallStarted | CallFinished | Control) or not event.session_id:
+        return
+    key = session_key(event.tenant, event.session_id)
+    current = table.get(key)
+    try:
+        state = decode_state(current) if current is not None else None
+    except SessionStateDecodeError as exc:
+        log.error("session %r has undecodable state, starting it afresh: %s", key, exc)
+        state = None
+    new_state, changed = fold(state, event)
+    if changed:
+        table[key] = encode_state(new_state)
