@@ -44,20 +44,27 @@ def create_app(settings: BudgetSettings) -> faust.App:
         broker_commit_interval=settings.budget_commit_interval_s,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
+        # Also the app defaults: the conductor decodes with them, whatever the topic's schema says.
+        key_serializer="raw",
+        value_serializer="raw",
+        broker_session_timeout=settings.budget_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.budget_session_timeout_s / 3),
     )
-    raw: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     table = app.Table(
         SESSIONS_TABLE,
         default=None,
         partitions=settings.topic_partitions,
-        schema=raw,
+        # bytes types make Faust pick the raw codec for the changelog (it falls back to json).
+        key_type=bytes,
+        value_type=bytes,
+        schema=_raw_schema(),
     )
     if table.changelog_topic.get_topic_name() != changelog_topic(settings.topic_prefix):
         raise RuntimeError("the sessions changelog name differs from the one gateways replicate")
     source = app.topic(
         topics.calls,
         topics.controls,
-        schema=raw,
+        schema=_raw_schema(),
     )
 
     @app.agent(source, name="fold-sessions")
@@ -66,6 +73,11 @@ def create_app(settings: BudgetSettings) -> faust.App:
             apply(table, event.value)
 
     return app
+
+
+def _raw_schema() -> Any:
+    # One instance per user: Faust fills a table's schema in place with its own defaults.
+    return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
 def apply(table: Any, raw: bytes) -> None:

@@ -16,3 +16,6 @@ class BudgetSettings(CommonSettings):
     # How often consumed offsets are committed; state is deduplicated, so a shorter interval
     # only shortens what a restarted worker re-reads.
     budget_commit_interval_s: float = Field(1.0, gt=0)
+    # A worker that dies without leaving the group holds its partitions this long before the
+    # others take them over; short enough that a SIGKILLed worker's sessions move on quickly.
+    budget_session_timeout_s: float = Field(30.0, ge=6)

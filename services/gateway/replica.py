@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from services.common.session_state import SessionState, SessionStateDecodeError, decode_state
@@ -85,6 +86,12 @@ class SessionReplica:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"replica:{self._topic}")
+        self._task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # From here on lookups go stale and admission sees the state as unknown.
+            log.error("session replica of %s stopped", self._topic, exc_info=task.exception())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -117,7 +124,7 @@ class SessionReplica:
             await asyncio.sleep(self._retry_s)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        partitions = await self._partitions(consumer)
+        partitions = await self._partitions()
         tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         # On a reconnect, continue where we were instead of replaying from the start.
@@ -141,16 +148,20 @@ class SessionReplica:
                     self._positions[tp] = await consumer.position(tp)
                 self._check_ready()
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> set[int]:
-        while True:
-            partitions = consumer.partitions_for_topic(self._topic)
-            if partitions:
-                return set(partitions)
-            await consumer.force_metadata_update()
-            partitions = consumer.partitions_for_topic(self._topic)
-            if partitions:
-                return set(partitions)
-            await asyncio.sleep(self._retry_s)
+    async def _partitions(self) -> set[int]:
+        """The changelog's partitions, once a budget worker has created it (never auto-created here)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            while True:
+                if self._topic in await admin.list_topics():
+                    for described in await admin.describe_topics([self._topic]):
+                        partitions = {p["partition"] for p in described["partitions"]}
+                        if described["topic"] == self._topic and partitions:
+                            return partitions
+                await asyncio.sleep(self._retry_s)
+        finally:
+            await admin.close()
 
     def _check_ready(self) -> None:
         if self._targets is not None and all(self._positions.get(tp, 0) >= end for tp, end in self._targets.items()):
