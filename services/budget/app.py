@@ -14,7 +14,17 @@ from typing import Any
 import faust
 
 from services.budget.settings import BudgetSettings
-from services.common.events import CallFinished, CallStarted, Control, EventDecodeError, decode, session_key
+from services.common.events import (
+    CallFinished,
+    CallStarted,
+    Control,
+    EventDecodeError,
+    ReservationDecision,
+    ReservationRequest,
+    decode,
+    encode,
+    session_key,
+)
 from services.common.session_state import (
     SESSIONS_TABLE,
     SessionStateDecodeError,
@@ -23,6 +33,7 @@ from services.common.session_state import (
     decode_state,
     encode_state,
     fold,
+    reserve,
 )
 from services.common.topics import Topics
 
@@ -61,16 +72,17 @@ def create_app(settings: BudgetSettings) -> faust.App:
     )
     if table.changelog_topic.get_topic_name() != changelog_topic(settings.topic_prefix):
         raise RuntimeError("the sessions changelog name differs from the one gateways replicate")
-    source = app.topic(
-        topics.calls,
-        topics.controls,
-        schema=_raw_schema(),
-    )
+    # Reservation requests share the sessions' key and partition count, so the worker that
+    # owns a session's partition is the only one deciding on it (strict mode).
+    source = app.topic(topics.calls, topics.controls, topics.reservations, schema=_raw_schema())
+    decisions = app.topic(topics.reservation_decisions, schema=_raw_schema())
 
     @app.agent(source, name="fold-sessions")
     async def fold_sessions(stream: Any) -> None:
         async for event in stream.events():
-            apply(table, event.value)
+            decision = apply(table, event.value)
+            if decision is not None:
+                await decisions.send(key=decision.gateway_id.encode(), value=encode(decision))
 
     return app
 
@@ -80,15 +92,18 @@ def _raw_schema() -> Any:
     return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
-def apply(table: Any, raw: bytes) -> None:
-    """Fold one raw event into the table; undecodable or foreign events are skipped, logged."""
+def apply(table: Any, raw: bytes) -> ReservationDecision | None:
+    """Fold one raw event into the table; undecodable or foreign events are skipped, logged.
+
+    Returns the decision to send back when the event is a strict-mode reservation request.
+    """
     try:
         event = decode(raw)
     except EventDecodeError as exc:
         log.warning("skipping an undecodable event: %s", exc)
-        return
-    if not isinstance(event, CallStarted | CallFinished | Control) or not event.session_id:
-        return
+        return None
+    if not isinstance(event, CallStarted | CallFinished | Control | ReservationRequest) or not event.session_id:
+        return None
     key = session_key(event.tenant, event.session_id)
     current = table.get(key)
     try:
@@ -96,6 +111,12 @@ def apply(table: Any, raw: bytes) -> None:
     except SessionStateDecodeError as exc:
         log.error("session %r has undecodable state, starting it afresh: %s", key, exc)
         state = None
+    if isinstance(event, ReservationRequest):
+        new_state, decision = reserve(state, event)
+        if decision.granted:
+            table[key] = encode_state(new_state)
+        return decision
     new_state, changed = fold(state, event)
     if changed:
         table[key] = encode_state(new_state)
+    return None

@@ -23,11 +23,11 @@ def run(args: argparse.Namespace) -> int:
     }
     settings = BudgetSettings.model_validate(settings.model_dump() | overrides)
     topics = Topics.from_settings(settings)
-    # The two source topics must exist with the same partition count before Faust assigns them.
+    # The source topics must exist with the same partition count before Faust assigns them.
     asyncio.run(
         ensure_topics(
             settings.kafka_bootstrap_servers,
-            (topics.calls, topics.controls),
+            (topics.calls, topics.controls, topics.reservations, topics.reservation_decisions),
             partitions=settings.topic_partitions,
             replication=settings.topic_replication,
         )

@@ -12,7 +12,14 @@ from decimal import Decimal
 
 import msgspec
 
-from services.common.events import CallFinished, CallStarted, Control
+from services.common.events import (
+    CallFinished,
+    CallStarted,
+    Control,
+    ReservationCode,
+    ReservationDecision,
+    ReservationRequest,
+)
 
 STATE_VERSION = 1
 # Ids of finished calls kept per session so that a redelivered CallStarted/CallFinished is
@@ -136,6 +143,43 @@ def fold(state: SessionState | None, event: FoldEvent) -> tuple[SessionState, bo
     state.team = event.team or state.team
     _seen(state, event.ts)
     return state, True
+
+
+def reserve(state: SessionState | None, request: ReservationRequest) -> tuple[SessionState, ReservationDecision]:
+    """Strict mode: the session's single writer grants or refuses a reservation.
+
+    A grant is recorded like a CallStarted (the gateway's CallStarted for the same call id is
+    then a no-op), so the next request in the partition already sees it. A redelivered
+    request for a call already in flight gets the same grant again.
+    """
+    if state is None:
+        state = SessionState(tenant=request.tenant, session_id=request.session_id or "", first_seen=request.ts)
+    code: ReservationCode = "granted"
+    budget = state.budget_usd if state.budget_locked else lowered_budget(state.budget_usd, request.budget_usd)
+    if request.call_id in state.recent_finished:
+        code = "already_finished"
+    elif request.call_id in state.in_flight:
+        code = "granted"
+    elif state.paused:
+        code = "session_paused"
+    elif budget is not None and state.spent_usd + state.reserved_usd + request.amount_usd > budget:
+        code = "budget_exceeded"
+    else:
+        state.in_flight[request.call_id] = request.amount_usd
+        state.reserved_usd += request.amount_usd
+        state.budget_usd = budget
+        _seen(state, request.ts)
+    decision = ReservationDecision(
+        tenant=request.tenant,
+        session_id=request.session_id,
+        call_id=request.call_id,
+        gateway_id=request.gateway_id,
+        code=code,
+        spent_usd=state.spent_usd,
+        reserved_usd=state.reserved_usd,
+        budget_usd=budget,
+    )
+    return state, decision
 
 
 def _control(state: SessionState, event: Control) -> SessionState:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.events import CallFinished, CallStarted, Control
+from services.common.events import CallFinished, CallStarted, Control, ReservationRequest
 from services.common.session_state import (
     RECENT_FINISHED_MAX,
     FoldEvent,
@@ -18,6 +18,7 @@ from services.common.session_state import (
     decode_state,
     encode_state,
     fold,
+    reserve,
 )
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "session_state" / "v1.json"
@@ -156,3 +157,34 @@ def test_bad_and_newer_state_rejected():
 
 def test_changelog_name():
     assert changelog_topic("aw.") == "aw.budget-sessions-changelog"
+
+
+def reservation(call_id: str, amount: str = "0.30") -> ReservationRequest:
+    return ReservationRequest(
+        tenant="acme",
+        session_id="s1",
+        call_id=call_id,
+        amount_usd=Decimal(amount),
+        budget_usd=Decimal("1.00"),
+        gateway_id="gw",
+    )
+
+
+def test_strict_reserve_grants_until_budget_then_refuses():
+    s = None
+    codes = []
+    for i in range(5):
+        s, d = reserve(s, reservation(f"c{i}"))
+        codes.append(d.code)
+    assert codes == ["granted"] * 3 + ["budget_exceeded"] * 2
+    assert s is not None and s.reserved_usd == Decimal("0.90") and s.budget_usd == Decimal("1.00")
+    s, d = reserve(s, reservation("c0"))
+    assert d.code == "granted" and s.reserved_usd == Decimal("0.90"), "a redelivered request is granted once"
+    s, changed = fold(s, started("c0", reserved="0.30"))
+    assert not changed, "the gateway's CallStarted for a granted call is a no-op"
+    s = run([finished("c0", cost="0.05", reserved="0.30")], s)
+    assert (s.spent_usd, s.reserved_usd) == (Decimal("0.05"), Decimal("0.60"))
+    s, d = reserve(s, reservation("c0"))
+    assert d.code == "already_finished"
+    s = run([Control(tenant="acme", session_id="s1", action="pause")], s)
+    assert reserve(s, reservation("z", "0.01"))[1].code == "session_paused"
