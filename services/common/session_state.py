@@ -126,6 +126,12 @@ def fold(state: SessionState | None, event: FoldEvent) -> tuple[SessionState, bo
         reservation = state.in_flight.pop(event.call_id, None)
         if reservation is not None:
             state.reserved_usd -= reservation
+        state.recent_finished.append(event.call_id)
+        del state.recent_finished[:-RECENT_FINISHED_MAX]
+        if event.outcome == "refused":
+            # Never sent upstream (refused, or a strict reservation released): no cost, no call.
+            _seen(state, event.ts)
+            return state, True
         # An unpriced call is charged its reservation rather than recorded as free.
         cost = event.cost_usd if event.cost_usd is not None else (reservation or event.reserved_usd)
         if event.cost_usd is None:
@@ -135,8 +141,6 @@ def fold(state: SessionState | None, event: FoldEvent) -> tuple[SessionState, bo
         state.output_tokens += event.output_tokens
         state.calls += 1
         state.iterations += 1
-        state.recent_finished.append(event.call_id)
-        del state.recent_finished[:-RECENT_FINISHED_MAX]
     if event.iteration is not None:
         state.last_iteration = max(state.last_iteration or 0, event.iteration)
     state.project = event.project or state.project

@@ -188,3 +188,10 @@ def test_strict_reserve_grants_until_budget_then_refuses():
     assert d.code == "already_finished"
     s = run([Control(tenant="acme", session_id="s1", action="pause")], s)
     assert reserve(s, reservation("z", "0.01"))[1].code == "session_paused"
+
+
+def test_refused_call_releases_reservation_without_cost_or_count():
+    s = run([started("a"), finished("a", cost=None, outcome="refused")])
+    assert (s.spent_usd, s.reserved_usd, s.calls, s.unpriced_calls) == (Decimal(0), Decimal(0), 0, 0)
+    s, changed = fold(s, started("a"))
+    assert not changed and s.reserved_usd == 0, "a late CallStarted of a released call stays released"
