@@ -58,6 +58,9 @@ def create_app(settings: BudgetSettings) -> faust.App:
         # Also the app defaults: the conductor decodes with them, whatever the topic's schema says.
         key_serializer="raw",
         value_serializer="raw",
+        # Changelog writes batched over a few ms: one produce request per event made the
+        # broker round trip, not the fold, the limit (see bench/RESULTS.md).
+        producer_linger=settings.budget_producer_linger_ms / 1000,
         broker_session_timeout=settings.budget_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.budget_session_timeout_s / 3),
     )

@@ -19,3 +19,4 @@ class BudgetSettings(CommonSettings):
     # A worker that dies without leaving the group holds its partitions this long before the
     # others take them over; short enough that a SIGKILLed worker's sessions move on quickly.
     budget_session_timeout_s: float = Field(30.0, ge=6)
+    budget_producer_linger_ms: float = Field(5.0, ge=0)
