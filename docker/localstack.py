@@ -359,6 +359,7 @@ class Service:
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
 SERVICES: tuple[Service, ...] = (
+    Service("gateway", ("gateway",), port_env="AGENTWATCH_PORT", default_port=8080),
     Service("budget", ("budget",), port_env="AGENTWATCH_BUDGET_WEB_PORT", default_port=6066),
 )
 
