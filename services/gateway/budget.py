@@ -140,6 +140,10 @@ class BudgetLedger:
         self.stats.admitted += 1
         return Reservation(key, call_id, amount_usd, view.budget_usd)
 
+    def track(self, reservation: Reservation) -> None:
+        """Record a reservation granted elsewhere (strict mode) so local views include it."""
+        self._local.setdefault(reservation.key, {})[reservation.call_id] = _Local(reservation.amount_usd, self.clock())
+
     def settle(self, reservation: Reservation, cost_usd: Decimal | None) -> None:
         """The call is over: its reservation gives way to its actual cost (the reservation when unpriced)."""
         entry = self._local.get(reservation.key, {}).get(reservation.call_id)

@@ -19,9 +19,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from services.common.events import (
     CallFinished,
@@ -36,6 +36,18 @@ log = logging.getLogger(__name__)
 
 # (topic, key, value) -> awaits the broker's acknowledgement
 Send = Callable[[str, bytes, bytes], Awaitable[None]]
+
+
+class BrokerSender:
+    """Acknowledged sends for strict reservations; fails fast while the broker is not connected."""
+
+    def __init__(self) -> None:
+        self.producer: AIOKafkaProducer | None = None
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        if self.producer is None:
+            raise KafkaConnectionError("not connected to the broker yet")
+        await self.producer.send_and_wait(topic, value, key=key)
 
 
 class StrictReservations:
