@@ -358,7 +358,9 @@ class Service:
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
-SERVICES: tuple[Service, ...] = ()
+SERVICES: tuple[Service, ...] = (
+    Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090),
+)
 
 
 def _venv_bin(name: str) -> str:

@@ -20,7 +20,11 @@ from services.common.config import CommonSettings
 from services.common.topics import Topics, ensure_topics
 
 # name -> (module, help); the module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "sink": ("services.sink.service", "run the sink: Kafka events into PostgreSQL and ClickHouse"),
+    "query": ("services.sink.query_cli", "run read-only SQL against the analytics store (ClickHouse)"),
+    "report": ("services.sink.report_cli", "run a ready-made analytics query (--list names them)"),
+}
 
 
 def _topics(args: argparse.Namespace) -> int:
