@@ -66,13 +66,14 @@ def schema_statements(db: str, ttl_days: int) -> list[str]:
         SELECT toDate(ts) AS day, tenant, project, team, provider, model,
                count() AS calls,
                countIf(status_code >= 400) AS error_calls,
-               countIf(cost_usd IS NULL) AS unpriced_calls,
+               countIf(NOT priced) AS unpriced_calls,
                sum(prompt_tokens) AS prompt_tokens,
                sum(completion_tokens) AS completion_tokens,
                sum(cached_tokens) AS cached_tokens,
                sum(reasoning_tokens) AS reasoning_tokens,
-               toDecimal128(sum(ifNull(cost_usd, toDecimal64(0, 9))), 9) AS cost_usd
-        FROM {db}.llm_calls
+               toDecimal128(sum(known_cost_usd), 9) AS cost_usd
+        FROM (SELECT *, ifNull(cost_usd, toDecimal64(0, 9)) AS known_cost_usd, cost_usd IS NOT NULL AS priced
+              FROM {db}.llm_calls)
         GROUP BY day, tenant, project, team, provider, model""",
         f"""CREATE TABLE IF NOT EXISTS {db}.session_totals (
             tenant LowCardinality(String),
@@ -90,16 +91,18 @@ def schema_statements(db: str, ttl_days: int) -> list[str]:
         ORDER BY (tenant, session_id)""",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.session_totals_mv TO {db}.session_totals AS
         SELECT tenant, session_id,
-               anyLast(toString(project)) AS project,
-               anyLast(toString(team)) AS team,
+               anyLast(project_name) AS project,
+               anyLast(team_name) AS team,
                count() AS calls,
                max(toInt64(ifNull(iteration, 0))) AS max_iteration,
                sum(prompt_tokens) AS prompt_tokens,
                sum(completion_tokens) AS completion_tokens,
-               toDecimal128(sum(ifNull(cost_usd, toDecimal64(0, 9))), 9) AS cost_usd,
+               toDecimal128(sum(known_cost_usd), 9) AS cost_usd,
                min(ts) AS first_ts,
                max(ts) AS last_ts
-        FROM {db}.llm_calls
+        FROM (SELECT *, ifNull(cost_usd, toDecimal64(0, 9)) AS known_cost_usd,
+                     toString(project) AS project_name, toString(team) AS team_name
+              FROM {db}.llm_calls)
         WHERE session_id != ''
         GROUP BY tenant, session_id""",
         f"""CREATE TABLE IF NOT EXISTS {db}.alerts (
