@@ -212,7 +212,15 @@ class Kafka:
         if not (self.state_dir / "data" / "meta.properties").exists():
             cluster_id = _kafka_cluster_id()
             fmt = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(cfg), "--ignore-formatted"],
+                [
+                    *jvm,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",
+                    "-c",
+                    str(cfg),
+                    "--ignore-formatted",
+                ],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -358,9 +366,7 @@ class Service:
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
-SERVICES: tuple[Service, ...] = (
-    Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090),
-)
+SERVICES: tuple[Service, ...] = (Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090),)
 
 
 def _venv_bin(name: str) -> str:
