@@ -58,6 +58,7 @@ async def _run_consumer(app: web.Application, store: Store) -> AsyncIterator[Non
 
 async def _postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     store = PostgresStore(app[SETTINGS])
+    await store.open()
     retention = asyncio.create_task(_retention_loop(store, app[SETTINGS]), name="sink-retention")
     try:
         async for _ in _run_consumer(app, store):

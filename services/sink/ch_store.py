@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any, TypeVar
 
 import clickhouse_connect
+import msgspec
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from services.sink.batch import Batch
@@ -24,6 +25,7 @@ from services.sink.errors import QueryError, SinkError, StoreRejected, StoreUnav
 from services.sink.settings import SinkSettings
 
 T = TypeVar("T")
+_json = msgspec.json.Encoder(decimal_format="string")
 
 CALL_COLUMNS = (
     "call_id",
@@ -194,7 +196,7 @@ class ClickHouseStore:
                 if key in fresh
             ]
             if rows:
-                client.insert(f"{self._db}.llm_calls", rows, column_names=CALL_COLUMNS)
+                self._insert(client, "llm_calls", CALL_COLUMNS, rows)
         if batch.alerts:
             fresh = self._not_stored(
                 client, "alerts", "alert_id", batch.alerts, (a.ts.date() for a in batch.alerts.values())
@@ -219,7 +221,7 @@ class ClickHouseStore:
                 if key in fresh
             ]
             if alert_rows:
-                client.insert(f"{self._db}.alerts", alert_rows, column_names=ALERT_COLUMNS)
+                self._insert(client, "alerts", ALERT_COLUMNS, alert_rows)
         if batch.findings:
             fresh = self._not_stored(
                 client, "risk_findings", "finding_id", batch.findings, (f.ts.date() for f in batch.findings.values())
@@ -243,15 +245,29 @@ class ClickHouseStore:
                 if key in fresh
             ]
             if finding_rows:
-                client.insert(f"{self._db}.risk_findings", finding_rows, column_names=FINDING_COLUMNS)
+                self._insert(client, "risk_findings", FINDING_COLUMNS, finding_rows)
+
+    def _insert(self, client: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        # JSON lines encoded by msgspec and parsed by ClickHouse itself: several times faster
+        # than building the Native format row by row in Python. Decimals travel as strings.
+        block = b"\n".join(map(_json.encode, rows))
+        client.raw_insert(
+            f"{self._db}.{table}",
+            column_names=columns,
+            insert_block=block,
+            fmt="JSONCompactEachRow",
+            settings={"date_time_input_format": "best_effort"},
+        )
 
     def _not_stored(self, client: Any, table: str, id_col: str, ids: dict[str, Any], days: Iterable[date]) -> set[str]:
         day_list = sorted(set(days))
-        # The day bound hits the sorting key's first column, so only the batch's days are read.
+        # The day bound hits the sorting key's first column, so only the batch's days are read;
+        # the ids travel as one JSON string literal, which parses far faster than a long IN list.
         existing = client.query(
             f"SELECT {id_col} FROM {self._db}.{table} "
-            f"WHERE toDate(ts) >= %(lo)s AND toDate(ts) <= %(hi)s AND {id_col} IN %(ids)s",
-            parameters={"lo": day_list[0], "hi": day_list[-1], "ids": tuple(ids)},
+            f"WHERE toDate(ts) >= %(lo)s AND toDate(ts) <= %(hi)s "
+            f"AND {id_col} IN (SELECT arrayJoin(JSONExtract(%(ids)s, 'Array(String)')))",
+            parameters={"lo": day_list[0], "hi": day_list[-1], "ids": _json.encode(list(ids)).decode()},
         ).result_rows
         return set(ids) - {row[0] for row in existing}
 

@@ -78,6 +78,8 @@ class StoreConsumer:
             max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             rebalance_timeout_ms=MAX_POLL_INTERVAL_MS,
             client_id=f"agentwatch-sink-{self.store.name}",
+            # Bigger fetches: a batch of thousands of small events in a few round trips.
+            max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         consumer.subscribe(self._topics, listener=_Listener(self))
         self._consumer = consumer

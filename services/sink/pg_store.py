@@ -8,9 +8,11 @@ call actually inserted now adds to its session, which keeps the totals replay-sa
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -107,8 +109,7 @@ INSERT INTO sessions AS s (tenant, session_id, project, team, calls, max_iterati
                            completion_tokens, cached_tokens, reasoning_tokens, cost_usd, unpriced_calls,
                            error_calls, first_ts, last_ts)
 SELECT tenant, session_id,
-       (array_agg(project ORDER BY ts DESC) FILTER (WHERE project IS NOT NULL))[1],
-       (array_agg(team ORDER BY ts DESC) FILTER (WHERE team IS NOT NULL))[1],
+       max(project), max(team),
        count(*), max(iteration), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),
        sum(reasoning_tokens), coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL),
        count(*) FILTER (WHERE status_code >= 400), min(ts), max(ts)
@@ -130,6 +131,39 @@ ON CONFLICT (tenant, session_id) DO UPDATE SET
     first_ts = least(s.first_ts, EXCLUDED.first_ts),
     last_ts = greatest(s.last_ts, EXCLUDED.last_ts)
 """
+
+
+# PostgreSQL text cannot hold NUL: it is dropped rather than let one record block a partition.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
+
+
+def _jsonb_text(value: Jsonb) -> str:
+    return json.dumps(value.obj, default=str).translate(_ESCAPES)
+
+
+# One formatter per Python type, looked up by exact type: far cheaper than isinstance chains.
+_FORMAT: dict[type, Callable[[Any], str]] = {
+    str: lambda v: v.translate(_ESCAPES),
+    bool: lambda v: "t" if v else "f",
+    int: int.__repr__,
+    float: float.__repr__,
+    Decimal: Decimal.__str__,
+    datetime: datetime.isoformat,
+    type(None): lambda _: "\\N",
+    Jsonb: _jsonb_text,
+}
+
+
+def _copy_value(value: object) -> str:
+    fmt = _FORMAT.get(type(value))
+    if fmt is None:
+        return str(value).translate(_ESCAPES)
+    return fmt(value)
+
+
+def copy_line(row: Sequence[object]) -> str:
+    """One row in COPY's text format: tab-separated, ``\\N`` for null, specials escaped."""
+    return "\t".join([_copy_value(v) for v in row]) + "\n"
 
 
 def _cap(text: str | None, limit: int) -> tuple[str | None, bool]:
@@ -154,12 +188,15 @@ class PostgresStore:
             kwargs={"autocommit": False},
         )
         self._ready = False
+        self._opened = False
         self._partitions: set[date] = set()
 
     async def open(self) -> None:
         # Does not wait for the server: a sink started while PostgreSQL is down still runs,
         # and the first write finds out (and retries).
-        await self._pool.open(wait=False)
+        if not self._opened:
+            await self._pool.open(wait=False)
+            self._opened = True
 
     async def close(self) -> None:
         await self._pool.close()
@@ -215,8 +252,8 @@ class PostgresStore:
             f"CREATE TEMP TABLE IF NOT EXISTS _stage_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         async with conn.cursor() as cur, cur.copy(f"COPY _stage_{table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                await copy.write_row(row)
+            # COPY's text format built here in one pass: several times faster than write_row.
+            await copy.write("".join(map(copy_line, rows)).encode())
 
     async def _write_calls(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
         if not batch.calls:

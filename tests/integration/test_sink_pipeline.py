@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 import psycopg
@@ -17,7 +18,7 @@ from tests.integration.sink_helpers import Expected, make_events, produce
 N_CALLS = 100_000
 
 
-async def _pg_totals(url: str) -> tuple:
+async def _pg_totals(url: str) -> tuple[Any, ...]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cur = await conn.execute(
             "SELECT count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),"
@@ -28,11 +29,12 @@ async def _pg_totals(url: str) -> tuple:
         return tuple(row)
 
 
-async def _query(session: aiohttp.ClientSession, base: str, sql: str) -> list:
+async def _query(session: aiohttp.ClientSession, base: str, sql: str) -> list[Any]:
     async with session.post(f"{base}/query", json={"sql": sql}) as resp:
         body = await resp.json()
         assert resp.status == 200, body
-        return body["rows"]
+        rows: list[Any] = body["rows"]
+        return rows
 
 
 async def test_100k_events_land_in_both_stores_exactly_once(
@@ -73,7 +75,8 @@ async def test_100k_events_land_in_both_stores_exactly_once(
         want = (expected.calls, expected.prompt_tokens, expected.completion_tokens, expected.cost_usd)
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 120
-            pg = ch = None
+            pg: tuple[Any, ...] = ()
+            ch: list[Any] = []
             while time.monotonic() < deadline:
                 pg = await _pg_totals(pg_database)
                 [ch] = await _query(

@@ -99,3 +99,18 @@ async def test_retention_drops_old_partitions_keeps_new(pg_database: str, unique
         for e in events
         if getattr(e, "call_id", None) and e.ts.date() >= cutoff and type(e).__name__ == "CallFinished"
     )
+
+
+async def test_copy_round_trips_awkward_text(pg_database: str, unique: str) -> None:
+    from services.common.events import Alert
+
+    message = "tab\there\nnew line\\back\\slash \\N not null \r é 🚀"
+    alert = Alert(tenant=unique, detector="loop", message=message + "\x00", evidence={"k": message, "n": None})
+    store = PostgresStore(SinkSettings(database_url=pg_database))
+    await store.open()
+    try:
+        await store.write(_batch([alert]))
+    finally:
+        await store.close()
+    rows = await _fetch(pg_database, "SELECT message, evidence, project FROM alerts")
+    assert rows == [(message, {"k": message, "n": None}, None)]

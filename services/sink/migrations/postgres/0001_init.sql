@@ -33,7 +33,6 @@ CREATE TABLE llm_calls (
 ) PARTITION BY RANGE (ts);
 
 CREATE INDEX llm_calls_session_idx ON llm_calls (tenant, session_id, ts);
-CREATE INDEX llm_calls_tenant_ts_idx ON llm_calls (tenant, ts);
 
 CREATE TABLE sessions (
     tenant            text        NOT NULL,
