@@ -5,6 +5,7 @@ PostgreSQL was down."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -177,5 +178,36 @@ async def test_postgres_outage_and_sigkill_lose_and_double_nothing(
                 " (SELECT sum(calls) FROM session_totals), (SELECT toString(sum(cost_usd)) FROM session_totals)",
             )
             assert rollups == [expected.calls, str(expected.cost_usd), expected.calls, str(expected.cost_usd)]
+            # `agentwatch query` / `report` reach the embedded store through the running sink.
+            agentwatch = str(Path(sys.executable).parent / "agentwatch")
+            out = await asyncio.to_thread(
+                subprocess.run,
+                [agentwatch, "query", "--format", "json", "SELECT count() AS n, sum(cost_usd) AS usd FROM llm_calls"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout) == [{"n": expected.calls, "usd": str(expected.cost_usd)}]
+            out = await asyncio.to_thread(
+                subprocess.run,
+                [agentwatch, "report", "top_sessions_by_cost", "--format", "json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.returncode == 0, out.stderr
+            assert len(json.loads(out.stdout)) == 20
+            out = await asyncio.to_thread(
+                subprocess.run,
+                [agentwatch, "query", "ALTER TABLE llm_calls DELETE WHERE 1"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.returncode == 1 and "readonly" in out.stderr.lower()
     finally:
         localstack.stop_pid(proc.pid)
