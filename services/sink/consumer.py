@@ -11,6 +11,7 @@ a separate task and carries on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -65,6 +66,7 @@ class StoreConsumer:
         self._revoking = False
         self._stop = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._inflight: asyncio.Task[bool] | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -91,6 +93,12 @@ class StoreConsumer:
             async with self._lock:
                 await self._flush_locked(consumer, deadline=time.monotonic() + REVOKE_FLUSH_S)
         finally:
+            if self._inflight is not None:
+                # Stopping hard (an error above): the batch in flight is not committed, and replays.
+                self._inflight.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._inflight
+                self._inflight = None
             await consumer.stop()
             self._consumer = None
 
@@ -115,7 +123,7 @@ class StoreConsumer:
                 self._first_at = time.monotonic()
             due = self._first_at is not None and time.monotonic() - self._first_at >= s.batch_ms / 1000
             if self._batch.records >= s.batch_rows or due:
-                await self._flush_locked(consumer)
+                await self._flush_async_locked(consumer)
 
     def _add(self, value: bytes | None, tp: TopicPartition, offset: int) -> None:
         self._batch.records += 1
@@ -138,41 +146,66 @@ class StoreConsumer:
                     exc,
                 )
 
-    async def _flush_locked(self, consumer: AIOKafkaConsumer, deadline: float | None = None) -> None:
-        if not self._batch.records:
+    def _take(self) -> tuple[Batch, dict[TopicPartition, int]]:
+        batch, offsets = self._batch, dict(self._offsets)
+        self._batch = Batch()
+        self._offsets.clear()
+        self._first_at = None
+        return batch, offsets
+
+    async def _drain_locked(self) -> bool:
+        """Wait for the batch being written; False when it was given up (not committed)."""
+        task, self._inflight = self._inflight, None
+        return True if task is None else await task
+
+    async def _flush_async_locked(self, consumer: AIOKafkaConsumer) -> None:
+        # One batch is written while the next one fills: fetching and decoding overlap the write.
+        # Batches are written and committed strictly in order, one at a time.
+        if not await self._drain_locked():
+            # An earlier batch was given up uncommitted: committing later offsets would skip it.
+            self._take()
             return
+        batch, offsets = self._take()
+        self._inflight = asyncio.create_task(self._write_and_commit(consumer, batch, offsets, None))
+
+    async def _flush_locked(self, consumer: AIOKafkaConsumer, deadline: float | None = None) -> None:
+        """Write and commit everything held, now (on revoke and at stop)."""
+        if not await self._drain_locked():
+            self._take()
+            return
+        if self._batch.records:
+            batch, offsets = self._take()
+            await self._write_and_commit(consumer, batch, offsets, deadline)
+
+    async def _write_and_commit(
+        self, consumer: AIOKafkaConsumer, batch: Batch, offsets: dict[TopicPartition, int], deadline: float | None
+    ) -> bool:
         try:
-            await self._write_with_retry(consumer, deadline)
+            await self._write_with_retry(consumer, batch, deadline)
         except _Revoked:
             log.warning("%s: partitions revoked while the store was down; the next owner replays", self.store.name)
-            self._reset()
-            return
-        if self._offsets:
+            return False
+        if offsets:
             try:
-                await consumer.commit(dict(self._offsets))
+                await consumer.commit(offsets)
                 self.stats.commits += 1
             except (CommitFailedError, KafkaError) as exc:
                 # The rows are stored; whoever owns the partitions now re-reads them and the
                 # idempotent write adds nothing.
                 log.warning("%s: commit failed after a write (%s); the batch will be replayed", self.store.name, exc)
         self.stats.batches += 1
-        self.stats.rows_written += self._batch.rows
-        self._reset()
+        self.stats.rows_written += batch.rows
+        return True
 
-    def _reset(self) -> None:
-        self._batch.clear()
-        self._offsets.clear()
-        self._first_at = None
-
-    async def _write_with_retry(self, consumer: AIOKafkaConsumer, deadline: float | None) -> None:
+    async def _write_with_retry(self, consumer: AIOKafkaConsumer, batch: Batch, deadline: float | None) -> None:
         s = self._settings
         delay = s.retry_initial_s
         paused: list[TopicPartition] = []
         try:
             while True:
                 try:
-                    if self._batch.rows:
-                        await self.store.write(self._batch)
+                    if batch.rows:
+                        await self.store.write(batch)
                     if self.stats.store_down:
                         log.info("%s: store is back, batch written", self.store.name)
                     self.stats.store_down = False
@@ -184,10 +217,12 @@ class StoreConsumer:
                         log.warning("%s: write failed, retrying with backoff: %s", self.store.name, exc)
                     self.stats.store_down = True
                     if not paused:
-                        # Stop fetching more than the batch we hold until the store takes it.
+                        # Stop fetching more than the batches we hold until the store takes them.
                         paused = list(consumer.assignment())
                         consumer.pause(*paused)
-                    if self._revoking or (deadline is not None and time.monotonic() >= deadline):
+                    # A rebalance is waiting: the in-flight batch gives way at once, the
+                    # revoke's own flush after its deadline.
+                    if (deadline is None and self._revoking) or (deadline is not None and time.monotonic() >= deadline):
                         raise _Revoked from exc
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, s.retry_max_s)
@@ -202,7 +237,6 @@ class StoreConsumer:
         self._revoking = True
         try:
             async with self._lock:
-                self._revoking = False
                 await self._flush_locked(consumer, deadline=time.monotonic() + REVOKE_FLUSH_S)
         finally:
             self._revoking = False
