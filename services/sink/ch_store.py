@@ -26,6 +26,8 @@ from services.sink.settings import SinkSettings
 
 T = TypeVar("T")
 _json = msgspec.json.Encoder(decimal_format="string")
+# Ids per duplicate-check query: ~100 KB of SQL at most for ids of ~40 characters.
+ID_CHUNK = 2000
 
 CALL_COLUMNS = (
     "call_id",
@@ -261,15 +263,24 @@ class ClickHouseStore:
 
     def _not_stored(self, client: Any, table: str, id_col: str, ids: dict[str, Any], days: Iterable[date]) -> set[str]:
         day_list = sorted(set(days))
-        # The day bound hits the sorting key's first column, so only the batch's days are read;
-        # the ids travel as one JSON string literal, which parses far faster than a long IN list.
-        existing = client.query(
-            f"SELECT {id_col} FROM {self._db}.{table} "
-            f"WHERE toDate(ts) >= %(lo)s AND toDate(ts) <= %(hi)s "
-            f"AND {id_col} IN (SELECT arrayJoin(JSONExtract(%(ids)s, 'Array(String)')))",
-            parameters={"lo": day_list[0], "hi": day_list[-1], "ids": _json.encode(list(ids)).decode()},
-        ).result_rows
-        return set(ids) - {row[0] for row in existing}
+        keys = list(ids)
+        present: set[str] = set()
+        # Chunked so that no query outgrows ClickHouse's max_query_size, whatever the batch size.
+        for i in range(0, len(keys), ID_CHUNK):
+            # The day bound hits the sorting key's first column, so only the batch's days are
+            # read; the ids travel as one JSON string literal, far cheaper to parse than an IN list.
+            rows = client.query(
+                f"SELECT {id_col} FROM {self._db}.{table} "
+                f"WHERE toDate(ts) >= %(lo)s AND toDate(ts) <= %(hi)s "
+                f"AND {id_col} IN (SELECT arrayJoin(JSONExtract(%(ids)s, 'Array(String)')))",
+                parameters={
+                    "lo": day_list[0],
+                    "hi": day_list[-1],
+                    "ids": _json.encode(keys[i : i + ID_CHUNK]).decode(),
+                },
+            ).result_rows
+            present.update(row[0] for row in rows)
+        return set(keys) - present
 
     async def query(
         self, sql: str, parameters: dict[str, Any] | None = None

@@ -123,3 +123,22 @@ async def test_every_report_runs_and_is_documented(ch_store: ClickHouseStore, un
     assert documented == set(REPORTS)
     for report in REPORTS.values():
         assert report.sql.strip() in DOC.read_text(), f"docs/analytics.md has a stale copy of {report.name}"
+
+
+async def test_big_batches_of_long_ids_are_checked_in_chunks(ch_store: ClickHouseStore, unique: str) -> None:
+    # 4000 ids of 100 characters: one IN list would exceed ClickHouse's 256 KiB max_query_size.
+    calls = [
+        CallFinished(
+            tenant=unique,
+            call_id=f"{i:06d}" + "x" * 94,
+            provider="openai",
+            endpoint="chat",
+            status_code=200,
+            cost_usd=Decimal("0.000001"),
+        )
+        for i in range(4000)
+    ]
+    await ch_store.write(_batch(calls))
+    await ch_store.write(_batch(calls))
+    _, rows = await ch_store.query("SELECT count(), sum(cost_usd) FROM llm_calls")
+    assert rows == [(4000, Decimal("0.004"))]
