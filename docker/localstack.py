@@ -366,7 +366,10 @@ class Service:
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
-SERVICES: tuple[Service, ...] = (Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090),)
+SERVICES: tuple[Service, ...] = (
+    Service("gateway", ("gateway",), port_env="AGENTWATCH_PORT", default_port=8080),
+    Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090),
+)
 
 
 def _venv_bin(name: str) -> str:
