@@ -24,12 +24,15 @@ from tests.fixtures import GatewayFactory
 from tests.integration.anomaly_support import Worker, anomaly_worker, ensure
 
 TENANT = "alpha"
+PARTITIONS = 4  # as tests/budget_support.py
 
 
 @pytest.fixture
 def pausing_worker(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[Worker]:
-    asyncio.run(ensure(kafka_bootstrap, topic_prefix))
-    with anomaly_worker(kafka_bootstrap, topic_prefix, tmp_path, {TENANT: {"loop_policy": "pause"}}) as w:
+    # Budgets, detection and the gateway share the calls and controls topics: one partition count.
+    asyncio.run(ensure(kafka_bootstrap, topic_prefix, partitions=PARTITIONS))
+    policies = {TENANT: {"loop_policy": "pause"}}
+    with anomaly_worker(kafka_bootstrap, topic_prefix, tmp_path, policies, partitions=PARTITIONS) as w:
         yield w
 
 
