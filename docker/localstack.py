@@ -358,7 +358,7 @@ class Service:
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
-SERVICES: tuple[Service, ...] = ()
+SERVICES: tuple[Service, ...] = (Service("risk-scan", ("risk-scan",)),)
 
 
 def _venv_bin(name: str) -> str:

@@ -20,7 +20,9 @@ from services.common.config import CommonSettings
 from services.common.topics import Topics, ensure_topics
 
 # name -> (module, help); the module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "risk-scan": ("services.anomaly.risk.cli", "scan captured payloads for PII and secrets; publish findings"),
+}
 
 
 def _topics(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ class Topics:
     alerts_dead_letter: str
     controls: str
     risk_findings: str
+    payloads_redacted: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -31,6 +32,7 @@ class Topics:
             alerts_dead_letter=f"{prefix}alerts-dlq",
             controls=f"{prefix}controls",
             risk_findings=f"{prefix}risk-findings",
+            payloads_redacted=f"{prefix}payloads-redacted",
         )
 
     @classmethod
@@ -45,6 +47,7 @@ class Topics:
             self.alerts_dead_letter,
             self.controls,
             self.risk_findings,
+            self.payloads_redacted,
         )
 
 
