@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from services.anomaly.risk.analyze import analyze
 from services.anomaly.risk.scanner import Scanner
@@ -16,7 +17,7 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA0Zq3\nabcDEF+/123\n-----
 SALT = b"test-salt"
 
 
-def _event(request: dict[str, object], response: str | None = None) -> PayloadCaptured:
+def _event(request: Any, response: str | None = None) -> PayloadCaptured:
     return PayloadCaptured(
         tenant="acme",
         session_id="s1",
