@@ -105,16 +105,19 @@ _CARD_IIN = re.compile(
 
 
 def _card(data: bytes, start: int, end: int) -> Validated:
-    if _digit_run_continues(data, start, end):
+    # The candidate carries the byte before the number (RE2 cannot look behind): floats such as
+    # ``0.8444218515250481`` are then never candidates, which keeps JSON-heavy payloads cheap.
+    lead = 0 if data[start] in _DIGITS else 1
+    if _digit_run_continues(data, start + lead, end):
         return []
-    value = data[start:end].decode()
+    value = data[start + lead : end].decode()
     digits = value.replace(" ", "").replace("-", "")
     # Mixed separators (``4111-1111 1111-1111``) are how numbers are glued together, not cards.
     if " " in value and "-" in value:
         return []
     if not (13 <= len(digits) <= 19 and _CARD_IIN.fullmatch(digits) and luhn.is_valid(digits)):
         return []
-    return [("credit_card", value, 0, end - start)]
+    return [("credit_card", value, lead, end - start)]
 
 
 def _iban(data: bytes, start: int, end: int) -> Validated:
@@ -148,9 +151,8 @@ def _ipv4(data: bytes, start: int, end: int) -> Validated:
     if _digit_run_continues(data, start, end) or _before(data, start) in b"vV":
         return []
     value = data[start:end].decode()
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
+    # ipaddress.IPv4Address's rules (0-255, no leading zeros) without its object: logs are full of IPs.
+    if any(len(p) > 3 or int(p) > 255 or (len(p) > 1 and p[0] == "0") for p in value.split(".")):
         return []
     return [("ip_address", value, 0, end - start)]
 
@@ -268,7 +270,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----", _private_key),
     Detector(
         "known_secret",
-        r"(?:sk-|sk_live_|sk_test_|rk_live_|rk_test_|A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA|gh[pousr]_|github_pat_"
+        r"\b(?:sk-|sk_live_|sk_test_|rk_live_|rk_test_|A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA|gh[pousr]_|github_pat_"
         r"|xox[abposr]-|https://hooks\.slack\.com/services/|eyJ)[A-Za-z0-9_./+=-]{10,}",
         _known_secret,
     ),
@@ -281,16 +283,20 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "email", r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}", _email
     ),
-    Detector("iban", r"[A-Z]{2}\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?", _iban),
-    Detector("us_ssn", r"\d{3}-\d\d-\d{4}", _ssn),
+    Detector("iban", r"\b[A-Z]{2}\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?", _iban),
+    Detector("us_ssn", r"\b\d{3}-\d\d-\d{4}\b", _ssn),
     Detector(
         "phone",
         r"\+\d{1,3}[ .-]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}|\(\d{3}\) ?\d{3}[ .-]\d{4}"
-        r"|\d{3}[.-]\d{3}[.-]\d{4}",
+        r"|\b\d{3}[.-]\d{3}[.-]\d{4}\b",
         _phone,
     ),
-    Detector("credit_card", r"\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}|3[47]\d\d[ -]?\d{6}[ -]?\d{5}", _card),
-    Detector("ipv4", r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", _ipv4),
+    Detector(
+        "credit_card",
+        r"(?:^|[^0-9A-Za-z_.,+-])(?:\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}|3[47]\d\d[ -]?\d{6}[ -]?\d{5})\b",
+        _card,
+    ),
+    Detector("ipv4", r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", _ipv4),
     Detector(
         "ipv6",
         r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?"
