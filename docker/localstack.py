@@ -358,7 +358,10 @@ class Service:
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
-SERVICES: tuple[Service, ...] = (Service("risk-scan", ("risk-scan",)),)
+SERVICES: tuple[Service, ...] = (
+    Service("gateway", ("gateway",), port_env="AGENTWATCH_PORT", default_port=8080),
+    Service("risk-scan", ("risk-scan",)),
+)
 
 
 def _venv_bin(name: str) -> str:

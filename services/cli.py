@@ -21,6 +21,7 @@ from services.common.topics import Topics, ensure_topics
 
 # name -> (module, help); the module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "gateway": ("services.gateway.runner", "run the gateway (OpenAI/Anthropic proxy)"),
     "risk-scan": ("services.anomaly.risk.cli", "scan captured payloads for PII and secrets; publish findings"),
 }
 

@@ -1,0 +1,228 @@
+"""The SDK's own logic, without a gateway: settings, iteration numbers, sessions, copies, 402s.
+
+End-to-end behaviour against the real gateway is in tests/e2e/test_sdk_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from agentwatch import (
+    AgentBudgetExceeded,
+    AgentSessionPaused,
+    AgentWatchConfig,
+    AgentWatchConfigError,
+    AsyncWatchedAnthropic,
+    AsyncWatchedOpenAI,
+    WatchedAnthropic,
+    WatchedOpenAI,
+    agentwatch_session,
+)
+from agentwatch._core import H_BUDGET, H_ITERATION, H_PROJECT, H_SESSION, H_TEAM, Watch
+from agentwatch._session import IterationCounter
+from agentwatch._usage import Usage, absorb_item
+
+
+class _Opts:
+    """The attributes of the SDKs' FinalRequestOptions the watch touches."""
+
+    def __init__(self, key: str | None = "k1", headers: dict[str, str] | None = None) -> None:
+        self.method = "post"
+        self.url = "/chat/completions"
+        self.headers: Any = headers or {}
+        self.json_data: Any = {"model": "gpt-4o"}
+        self.idempotency_key = key
+
+
+def _watch(**kw: Any) -> Watch:
+    cfg = AgentWatchConfig.resolve(api_key="tok", url="http://127.0.0.1:1", environ={}, **kw)
+    return Watch(cfg, "openai")
+
+
+def test_arguments_fall_back_to_environment() -> None:
+    env = {
+        "AGENTWATCH_API_KEY": "tok-env",
+        "AGENTWATCH_URL": "http://gw:9/",
+        "AGENTWATCH_PROJECT": "p",
+        "AGENTWATCH_TEAM": "t",
+        "AGENTWATCH_SESSION_ID": "s",
+        "AGENTWATCH_SESSION_BUDGET_USD": "2.50",
+        "AGENTWATCH_ENFORCEMENT_MODE": "true",
+    }
+    cfg = AgentWatchConfig.resolve(environ=env)
+    assert (cfg.api_key, cfg.url, cfg.project, cfg.team, cfg.session_id) == ("tok-env", "http://gw:9", "p", "t", "s")
+    assert cfg.session_budget_usd == Decimal("2.50") and cfg.enforcement_mode is True
+    explicit = AgentWatchConfig.resolve(api_key="tok-arg", session_budget_usd=1, environ=env)
+    assert explicit.api_key == "tok-arg" and explicit.session_budget_usd == Decimal(1)
+
+
+@pytest.mark.parametrize("bad", ["-1", "0", "abc", "nan"])
+def test_bad_budget_is_a_config_error(bad: str) -> None:
+    with pytest.raises(AgentWatchConfigError):
+        AgentWatchConfig.resolve(api_key="t", session_budget_usd=bad, environ={})
+
+
+def test_missing_token_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTWATCH_API_KEY", raising=False)
+    with pytest.raises(AgentWatchConfigError, match="token"):
+        WatchedOpenAI()
+
+
+def test_counter_is_safe_across_threads() -> None:
+    counter = IterationCounter()
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        mine = [counter.next() for _ in range(2000)]
+        with lock:
+            seen.extend(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == list(range(16000))
+
+
+def test_retries_keep_their_iteration_and_new_calls_get_the_next() -> None:
+    w = _watch(session_id="s1")
+    c1, first1 = w.begin(_Opts("a"))
+    c1_retry, first_retry = w.begin(_Opts("a"))
+    c2, _ = w.begin(_Opts("b"))
+    assert first1 and not first_retry
+    assert c1_retry is c1
+    assert (c1.iteration, c2.iteration) == (0, 1)
+
+
+def test_caller_set_iteration_wins() -> None:
+    w = _watch(session_id="s1")
+    opts = _Opts("a", {"x-agentwatch-iteration": "41"})
+    call, _ = w.begin(opts)
+    headers = w.headers(opts, call)
+    assert call.iteration is None
+    assert headers == {"x-agentwatch-iteration": "41", H_SESSION: "s1"}
+    nxt, _ = w.begin(_Opts("b"))
+    assert nxt.iteration == 0
+
+
+def test_headers_carry_the_session() -> None:
+    w = _watch(session_id="s1", session_budget_usd="2.00", project="checkout", team="payments")
+    opts = _Opts()
+    call, _ = w.begin(opts)
+    assert w.headers(opts, call) == {
+        H_SESSION: "s1",
+        H_ITERATION: "0",
+        H_BUDGET: "2.00",
+        H_PROJECT: "checkout",
+        H_TEAM: "payments",
+    }
+
+
+def test_session_helper_shares_one_counter_across_clients_threads_and_tasks() -> None:
+    a = _watch(project="default-project")
+    b = Watch(a.config, "anthropic")
+    iterations: list[int] = []
+    with agentwatch_session("shared", budget_usd="3", team="t") as s:
+        for w in (a, b, a):
+            opts = _Opts(key=None)
+            call, _ = w.begin(opts)
+            h = w.headers(opts, call)
+            assert h[H_SESSION] == "shared" and h[H_BUDGET] == "3" and h[H_TEAM] == "t"
+            assert h[H_PROJECT] == "default-project"
+            assert call.iteration is not None
+            iterations.append(call.iteration)
+
+        async def in_task() -> int:
+            call, _ = a.begin(_Opts(key=None))
+            assert call.session_id == "shared"
+            return call.iteration or 0
+
+        async def many() -> list[int]:
+            return list(await asyncio.gather(*(in_task() for _ in range(5))))
+
+        iterations.extend(asyncio.run(many()))
+    assert sorted(iterations) == list(range(8))
+    assert s.counter.peek() == 8
+    call, _ = a.begin(_Opts(key=None))
+    assert call.session_id is None and call.iteration is None
+
+
+@pytest.mark.parametrize("cls", [WatchedOpenAI, AsyncWatchedOpenAI, WatchedAnthropic, AsyncWatchedAnthropic])
+def test_copy_and_with_options_keep_the_subclass_and_settings(cls: Any) -> None:
+    client = cls(
+        agentwatch_api_key="tok",
+        agentwatch_url="http://127.0.0.1:1",
+        agentwatch_session_id="s1",
+        agentwatch_project="p",
+        agentwatch_session_budget_usd=2,
+    )
+    provider = "openai" if "OpenAI" in cls.__name__ else "anthropic"
+    assert str(client.base_url).rstrip("/") == f"http://127.0.0.1:1/v1/proxy/{provider}"
+    assert client.api_key == "tok"
+    copied = client.with_options(timeout=3)
+    assert type(copied) is cls
+    assert copied.agentwatch == client.agentwatch
+    assert copied._aw.counter is client._aw.counter
+    other = client.copy(agentwatch_session_id="s2", agentwatch_team="t2")
+    assert type(other) is cls
+    assert other.agentwatch.session_id == "s2" and other.agentwatch.team == "t2"
+    assert other.agentwatch.project == "p"
+    assert other._aw.counter is not client._aw.counter
+
+
+def _response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, headers=headers or {})
+
+
+def test_402_budget_exceeded_maps_with_figures() -> None:
+    w = _watch(session_id="s1")
+    body = {"error": {"message": "over", "type": "budget_exceeded", "code": "budget_exceeded"}}
+    err = w.refusal(
+        _response(402, {"X-AgentWatch-Session-Spent-Usd": "0.9", "X-AgentWatch-Session-Remaining-Usd": "0.1"}), body
+    )
+    assert isinstance(err, AgentBudgetExceeded)
+    assert (err.session_id, err.spent_usd, err.budget_usd) == ("s1", Decimal("0.9"), Decimal("1.0"))
+    anthropic_body = {
+        "type": "error",
+        "error": {"type": "budget_exceeded", "message": "over", "spent_usd": "1", "budget_usd": "1"},
+    }
+    err2 = w.refusal(_response(402), anthropic_body)
+    assert isinstance(err2, AgentBudgetExceeded) and err2.budget_usd == Decimal(1)
+
+
+def test_402_paused_and_other_errors() -> None:
+    w = _watch(session_id="s1")
+    paused = w.refusal(_response(402), {"error": {"code": "session_paused", "message": "paused", "type": "x"}})
+    assert isinstance(paused, AgentSessionPaused) and paused.session_id == "s1"
+    assert w.refusal(_response(402), {"error": {"code": "payment_required"}}) is None
+    assert w.refusal(_response(429), {"error": {"code": "budget_exceeded"}}) is None
+
+
+def test_usage_shapes() -> None:
+    u = Usage()
+    absorb_item(
+        u,
+        {
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": 3,
+                "prompt_tokens_details": {"cached_tokens": 2},
+                "completion_tokens_details": {"reasoning_tokens": 1},
+            }
+        },
+    )
+    assert (u.input_tokens, u.output_tokens, u.cached_tokens, u.reasoning_tokens) == (10, 3, 2, 1)
+    a = Usage()
+    absorb_item(a, {"type": "message_start", "message": {"usage": {"input_tokens": 7, "output_tokens": 1}}})
+    absorb_item(a, {"type": "message_delta", "usage": {"output_tokens": 9}})
+    assert (a.input_tokens, a.output_tokens) == (7, 9)
+    r = Usage()
+    absorb_item(r, {"type": "response.completed", "response": {"usage": {"input_tokens": 4, "output_tokens": 5}}})
+    assert (r.input_tokens, r.output_tokens, r.seen) == (4, 5, True)
