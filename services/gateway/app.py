@@ -15,6 +15,7 @@ from services.gateway.auth import TokenAuthenticator
 from services.gateway.config import GatewaySettings
 from services.gateway.emitter import Emitter
 from services.gateway.metrics import GatewayMetrics
+from services.gateway.secret_guard import SecretGuardAdmission
 from services.gateway.spool import Spool
 from services.gateway.upstream import build_upstreams
 
@@ -55,7 +56,7 @@ def create_app(settings: GatewaySettings, admission: Admission | None = None) ->
     app[keys.TOPICS] = Topics.from_settings(settings)
     app[keys.METRICS] = GatewayMetrics.create()
     app[keys.AUTH] = TokenAuthenticator(settings.tenant_token_map)
-    app[keys.ADMISSION] = admission or PassThroughAdmission()
+    app[keys.ADMISSION] = SecretGuardAdmission(admission or PassThroughAdmission(), settings)
     app[keys.ITERATIONS] = IterationCounter()
     app[keys.GATEWAY_ID] = settings.gateway_id or f"{socket.gethostname()}:{os.getpid()}"
     # The emitter starts first and stops last, so calls finishing during shutdown are recorded.

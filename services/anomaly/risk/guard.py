@@ -25,6 +25,7 @@ class GuardRefusal:
     status: int
     body: dict[str, Any]
     types: tuple[str, ...]
+    message: str
 
 
 class SecretGuard:
@@ -46,7 +47,7 @@ class SecretGuard:
             payload: dict[str, Any] = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
         else:
             payload = {"error": {"message": message, "type": "invalid_request_error", "code": ERROR_CODE}}
-        return GuardRefusal(400, payload, found)
+        return GuardRefusal(400, payload, found, message)
 
     def _found(self, body: Any) -> tuple[str, ...]:
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
