@@ -94,6 +94,6 @@ async def test_aws_key_in_prompt_is_found_alerted_and_redacted(
     mine = [a for a in alerts if isinstance(a, Alert) and a.evidence.get("call_id") == call_id]
     assert len(mine) == 1 and mine[0].severity == "high" and mine[0].detector == "secret_in_prompt"
 
-    everything = b"".join(encode(e) for e in [*found, payload, *mine])
+    everything = b"".join([*(encode(f) for f in found), encode(payload), *(encode(a) for a in mine)])
     assert AWS.encode() not in everything
     assert OPENAI_KEY.encode() not in everything and b"tok-alpha" not in everything
