@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from services.anomaly.risk.guard import SecretGuard
 from services.common.config import TenantPolicy
 
@@ -32,3 +34,12 @@ def test_anthropic_shaped_refusal() -> None:
 def test_pii_alone_passes() -> None:
     body = {"messages": [{"role": "user", "content": "mail jane@example.org, card 4539 1488 0343 6467"}]}
     assert SecretGuard().check(body, TenantPolicy(secret_guard=True), "openai") is None
+
+
+def test_unknown_redaction_type_is_a_clear_config_error() -> None:
+    import pydantic
+
+    from services.anomaly.risk.settings import RiskSettings
+
+    with pytest.raises(pydantic.ValidationError, match="unknown PII types"):
+        RiskSettings(risk_redact_pii=frozenset({"emali"}))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
+from services.anomaly.risk.types import PII_TYPES
 from services.common.config import CommonSettings
 
 
@@ -18,3 +19,11 @@ class RiskSettings(CommonSettings):
     risk_batch_max: int = Field(500, ge=1)
     risk_poll_ms: int = Field(500, ge=1)
     risk_produce_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("risk_redact_pii")
+    @classmethod
+    def _known_pii(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = value - PII_TYPES
+        if unknown:
+            raise ValueError(f"unknown PII types {sorted(unknown)}; known: {sorted(PII_TYPES)}")
+        return value
