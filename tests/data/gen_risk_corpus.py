@@ -224,6 +224,16 @@ def negatives() -> list[str]:
         lambda: f"session_token_ttl = {R.randint(60, 86400)}",
         lambda: f"the api_key field must be set via the environment, not inline ({R.randint(1, 99)} services)",
         lambda: f"item SKU-{R.randint(10000, 99999)}-{rs(3, string.ascii_uppercase)} qty {R.randint(1, 50)}",
+        lambda: R.choice(
+            [
+                "SECRET_KEY = settings.DJANGO_SECRET_KEY",
+                "token = self.tokenizer.encodeBatch(texts)",
+                "auth_token=request.headers.getAuthToken()",
+                "access_key: getAccessKeyFromEnvironment",
+                'api_key = os.environ["OPENAI_API_KEY"]',
+                "password: ${{ secrets.DB_PASSWORD }}",
+            ]
+        ),
         lambda: f"date 20{R.randint(10, 29)}.{R.randint(1, 12):02d}.{R.randint(1, 28):02d} at 10.0 percent",
     ]
     return [g() for g in gens for _ in range(6)]

@@ -234,7 +234,11 @@ def shannon_entropy(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
-_ASSIGNED_VALUE = re.compile(rb"[A-Za-z0-9+/_.~=-]{16,}$")
+# The value is what follows the last separator of the assignment (``=`` is part of base64, so
+# only the first ``:``/``=``/blank after the name separates).
+_ASSIGNED_VALUE = re.compile(rb"(?:[:=]|[ \t])[ \t]*[\"']?([A-Za-z0-9+/_.~=-]{16,})$")
+# ``settings.DJANGO_SECRET_KEY``, ``self.tokenizer.encodeBatch``: code, not credentials.
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 ENTROPY_THRESHOLD = 3.5
 
@@ -244,8 +248,8 @@ def _assigned_token(data: bytes, start: int, end: int) -> Validated:
     m = _ASSIGNED_VALUE.search(data, start, end)
     if m is None or _after(data, end) in _WORD:
         return []
-    value = m.group(0).decode()
-    offset = m.start() - start
+    value = m.group(1).decode()
+    offset = m.start(1) - start
     kind = classify_secret(value)
     if kind is not None:
         return [(kind, value, offset, offset + len(value))]
@@ -254,6 +258,10 @@ def _assigned_token(data: bytes, start: int, end: int) -> Validated:
         len(value) > 256
         or classes < 2
         or _UUID.fullmatch(value)
+        or _DOTTED_NAME.fullmatch(value)
+        # A random 16+ character credential without a digit is rare (6% at 16 base62 chars, 0.4%
+        # at 32); an identifier (``getTokenFromEnvironment``) without one is the norm.
+        or not any(c.isdigit() for c in value)
         or shannon_entropy(value) < ENTROPY_THRESHOLD
         or ("/" in value.strip("/") and value.count("/") > 2)
     ):
