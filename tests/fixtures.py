@@ -39,8 +39,8 @@ def gateway_factory(
     keyword arguments override environment variables. Stops them all afterwards."""
     started: list[_procs.ServiceProcess] = []
 
-    def start(**env: str) -> _procs.ServiceProcess:
-        port = _procs.free_port()
+    def start(port: int | None = None, **env: str) -> _procs.ServiceProcess:
+        port = port or _procs.free_port()
         base = {
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "AGENTWATCH_TOPIC_PREFIX": topic_prefix,

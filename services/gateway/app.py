@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from services.common.topics import Topics
-from services.gateway import keys, routes_health, routes_proxy
+from services.gateway import keys, routes_health, routes_ingest, routes_proxy
 from services.gateway.admission import Admission, IterationCounter, PassThroughAdmission
 from services.gateway.auth import TokenAuthenticator
 from services.gateway.config import GatewaySettings
@@ -20,7 +20,7 @@ from services.gateway.spool import Spool
 from services.gateway.upstream import build_upstreams
 
 # Each route group registers itself; budget-check, admin and ingest add their module here.
-ROUTE_GROUPS = (routes_health.setup_routes, routes_proxy.setup_routes)
+ROUTE_GROUPS = (routes_health.setup_routes, routes_proxy.setup_routes, routes_ingest.setup_routes)
 
 
 async def _emitter_ctx(app: web.Application) -> AsyncIterator[None]:
