@@ -360,6 +360,8 @@ class Service:
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
 SERVICES: tuple[Service, ...] = (
     Service("gateway", ("gateway",), port_env="AGENTWATCH_PORT", default_port=8080),
+    Service("anomaly", ("anomaly",), "AGENTWATCH_ANOMALY_WEB_PORT", 6067),
+    Service("notifier", ("notifier",)),
     Service("risk-scan", ("risk-scan",)),
 )
 

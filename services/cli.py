@@ -22,6 +22,8 @@ from services.common.topics import Topics, ensure_topics
 # name -> (module, help); the module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("services.gateway.runner", "run the gateway (OpenAI/Anthropic proxy)"),
+    "anomaly": ("services.anomaly.worker", "run the runaway-loop detection worker (Faust)"),
+    "notifier": ("services.anomaly.notifier_main", "run the alert notifier (Slack, webhooks, dead-letter topic)"),
     "risk-scan": ("services.anomaly.risk.cli", "scan captured payloads for PII and secrets; publish findings"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -79,6 +80,12 @@ async def ensure_topics(
             await admin.create_topics(new)
         except TopicAlreadyExistsError:
             pass
+        # The broker's metadata may lag the controller: return once the topics are visible, so
+        # a caller (or the next ensure_topics) never sees them missing right after creation.
+        for _ in range(50):
+            if set(missing) <= set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.2)
         return missing
     finally:
         await admin.close()

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from services.common.config import CommonSettings
 
 
 class GatewaySettings(CommonSettings):
+    # compose passes unset variables as "" (e.g. `${OPENAI_API_KEY:-}`): treat them as unset.
+    model_config = SettingsConfigDict(**{**CommonSettings.model_config, "env_ignore_empty": True})
+
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
     anthropic_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "anthropic_api_key")

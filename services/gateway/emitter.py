@@ -185,16 +185,15 @@ class Emitter:
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(KafkaError, TimeoutError, OSError):
-                async with asyncio.timeout(self._timeout):
-                    await producer.stop()
+            await self._stop_quietly(producer)
 
     async def _connect(self) -> AIOKafkaProducer | None:
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             enable_idempotence=True,
             acks="all",
-            linger_ms=2,
+            # Events are off the call path: a longer linger means fewer, larger produce requests.
+            linger_ms=20,
             request_timeout_ms=int(self._timeout * 1000),
             retry_backoff_ms=100,
         )
@@ -206,11 +205,18 @@ class Emitter:
                         self._bootstrap, self._topics, partitions=self._partitions, replication=self._replication
                     )
         except (KafkaError, TimeoutError, OSError):
-            with contextlib.suppress(KafkaError, TimeoutError, OSError):
-                async with asyncio.timeout(self._timeout):
-                    await producer.stop()
+            await self._stop_quietly(producer)
             return None
+        except asyncio.CancelledError:
+            # Stopped while connecting: do not leave the half-started producer's tasks behind.
+            await self._stop_quietly(producer)
+            raise
         return producer
+
+    async def _stop_quietly(self, producer: AIOKafkaProducer) -> None:
+        with contextlib.suppress(KafkaError, TimeoutError, OSError):
+            async with asyncio.timeout(self._timeout):
+                await producer.stop()
 
     async def _replay(self, producer: AIOKafkaProducer) -> bool:
         """Send the oldest spooled segment; False when the broker failed again."""

@@ -171,6 +171,11 @@ class Proxy:
         except GatewayError as err:
             metrics.requests.labels(provider, str(err.status)).inc()
             return error_response(provider, err)
+        except Exception:
+            # A bug of ours: logged with its trace here, never sent to the client.
+            log.exception("unexpected error proxying a %s call", provider)
+            metrics.requests.labels(provider, "500").inc()
+            return error_response(provider, GatewayError("internal gateway error"))
 
     async def _forward(
         self,

@@ -72,3 +72,21 @@ def test_iteration_counter_assigns_next_index() -> None:
     assert it.assign("t", "s", None) == 11
     assert it.assign("t", None, None) is None
     assert it.assign("u", "s", None) == 0
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.gateway.config import GatewaySettings
+
+    monkeypatch.setenv("TENANT_TOKEN_MAP", "")
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant")
+    monkeypatch.setenv("AGENTWATCH_OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    s = GatewaySettings()
+    assert s.tenant_token_map == {}
+    assert s.openai_api_key is None
+    assert s.anthropic_api_key is not None and s.anthropic_api_key.get_secret_value() == "sk-ant"
+    assert "sk-ant" not in repr(s)
+    assert s.openai_base_url == "http://127.0.0.1:1/v1"
+    assert (s.host, s.port, s.anthropic_version) == ("127.0.0.1", 8080, "2023-06-01")
+    monkeypatch.setenv("TENANT_TOKEN_MAP", '{"tok": "acme"}')
+    assert GatewaySettings().tenant_token_map == {"tok": "acme"}

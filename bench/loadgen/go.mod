@@ -1,0 +1,3 @@
+module agentwatch/bench/loadgen
+
+go 1.22
