@@ -15,7 +15,6 @@ from services.gateway.auth import TokenAuthenticator
 from services.gateway.config import GatewaySettings
 from services.gateway.emitter import Emitter
 from services.gateway.metrics import GatewayMetrics
-from services.gateway.secret_guard import SecretGuardAdmission
 from services.gateway.spool import Spool
 from services.gateway.upstream import build_upstreams
 
@@ -56,7 +55,13 @@ def create_app(settings: GatewaySettings, admission: Admission | None = None) ->
     app[keys.TOPICS] = Topics.from_settings(settings)
     app[keys.METRICS] = GatewayMetrics.create()
     app[keys.AUTH] = TokenAuthenticator(settings.tenant_token_map)
-    app[keys.ADMISSION] = SecretGuardAdmission(admission or PassThroughAdmission(), settings)
+    inner = admission or PassThroughAdmission()
+    if any(p.secret_guard for p in settings.tenant_policies.values()):
+        # Loaded only when a tenant turns the guard on: the scanner stays off everyone else's path.
+        from services.gateway.secret_guard import SecretGuardAdmission
+
+        inner = SecretGuardAdmission(inner, settings)
+    app[keys.ADMISSION] = inner
     app[keys.ITERATIONS] = IterationCounter()
     app[keys.GATEWAY_ID] = settings.gateway_id or f"{socket.gethostname()}:{os.getpid()}"
     # The emitter starts first and stops last, so calls finishing during shutdown are recorded.
