@@ -363,17 +363,81 @@ class Service:
     args: tuple[str, ...]
     port_env: str | None = None
     default_port: int | None = None
+    # Ready when GET <ready_path> on its port answers 200, or, for a service without an HTTP
+    # endpoint, when its log shows ``ready_log`` (written after start-up, not before).
+    ready_path: str | None = None
+    ready_log: str | None = None
+    # Directories the service writes, as environment variables pointing into the stack's state,
+    # so two stacks of one checkout (a test's and yours) never share a spool or a Faust store.
+    state_dirs: tuple[str, ...] = ()
 
 
 # The AgentWatch services `make up` starts, in order; each is `agentwatch <args>`.
 SERVICES: tuple[Service, ...] = (
-    Service("gateway", ("gateway",), port_env="AGENTWATCH_PORT", default_port=8080),
-    Service("anomaly", ("anomaly",), "AGENTWATCH_ANOMALY_WEB_PORT", 6067),
-    Service("notifier", ("notifier",)),
-    Service("budget", ("budget",), port_env="AGENTWATCH_BUDGET_WEB_PORT", default_port=6066),
-    Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090),
-    Service("risk-scan", ("risk-scan",)),
+    Service(
+        "gateway",
+        ("gateway",),
+        port_env="AGENTWATCH_PORT",
+        default_port=8080,
+        ready_path="/readyz",
+        state_dirs=("AGENTWATCH_SPOOL_DIR",),
+    ),
+    Service("anomaly", ("anomaly",), "AGENTWATCH_ANOMALY_WEB_PORT", 6067, ready_log="Worker ready"),
+    Service("notifier", ("notifier",), ready_log="Setting newly assigned partitions"),
+    Service(
+        "budget",
+        ("budget",),
+        port_env="AGENTWATCH_BUDGET_WEB_PORT",
+        default_port=6066,
+        ready_log="Worker ready",
+        state_dirs=("AGENTWATCH_BUDGET_DATA_DIR",),
+    ),
+    Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090, ready_path="/healthz"),
+    Service("risk-scan", ("risk-scan",), ready_log="Setting newly assigned partitions"),
 )
+
+SERVICE_READY_TIMEOUT_S = 90.0
+# How long every service must stay alive after the last one is ready for `make up` to succeed.
+STAY_UP_S = 2.0
+
+
+def wait_ready(svc: Service, pid: int, port: int | None, log: Path, *, log_offset: int, timeout: float) -> None:
+    """Wait until ``svc`` answers its readiness probe; a StackError when it exits or times out."""
+    deadline = time.monotonic() + timeout
+    what = f"the {svc.name} service"
+    if port:
+        wait_for_port(port, timeout, what, pid=pid, log=log)
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            raise StackError(f"{what} exited during start-up: {_tail(log)} (log: {log})")
+        if svc.ready_path and port and _http_ok(f"http://127.0.0.1:{port}{svc.ready_path}"):
+            return
+        if svc.ready_log and svc.ready_log in _read_from(log, log_offset):
+            return
+        if not svc.ready_path and not svc.ready_log:
+            return
+        time.sleep(0.2)
+    raise StackError(f"{what} was not ready within {timeout:.0f}s (log: {log})")
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _read_from(log: Path, offset: int) -> str:
+    try:
+        with log.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _venv_bin(name: str) -> str:
@@ -447,13 +511,27 @@ class Stack:
             endpoints["CLICKHOUSE_URL"] = environ.get("CLICKHOUSE_URL") or f"chdb://{self.state / 'clickhouse'}"
             self.env_file.write_text(json.dumps(endpoints, indent=2))
             env = {**environ, **endpoints}
+            self._create_topics(env)
             for svc in SERVICES:
                 self._start_service(svc, env)
                 started.append(svc.name)
+            self._check_stayed_up()
         except BaseException:
             self.down(quiet=True)
             raise
         return endpoints
+
+    def _create_topics(self, env: dict[str, str]) -> None:
+        """Every topic exists, with the configured partition count, before any service starts:
+        a consumer that subscribes first would otherwise have the broker auto-create it."""
+        try:
+            r = subprocess.run(
+                [_venv_bin("agentwatch"), "topics"], env=env, capture_output=True, text=True, timeout=120, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise StackError("creating the Kafka topics took over 120s (is the broker reachable?)") from exc
+        if r.returncode != 0:
+            raise StackError(f"creating the Kafka topics failed: {(r.stderr or r.stdout).strip()[-300:]}")
 
     def _start_service(self, svc: Service, env: dict[str, str]) -> None:
         port = None
@@ -463,18 +541,34 @@ class Stack:
         logs = self.state / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{svc.name}.log"
+        # Each service runs in a directory of its own under the state, so whatever it writes
+        # relative to its working directory (Faust data dirs) stays with this stack.
+        workdir = self.state / "run" / svc.name
+        workdir.mkdir(parents=True, exist_ok=True)
+        svc_env = dict(env)
+        for var in svc.state_dirs:
+            svc_env.setdefault(var, str(workdir / var.removeprefix("AGENTWATCH_").lower()))
+        offset = log.stat().st_size if log.exists() else 0
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 [_venv_bin("agentwatch"), *svc.args],
-                env=env,
+                env=svc_env,
+                cwd=workdir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         self._record(svc.name, proc.pid)
-        if port:
-            wait_for_port(port, 60.0, f"the {svc.name} service", pid=proc.pid, log=log)
+        wait_ready(svc, proc.pid, port, log, log_offset=offset, timeout=SERVICE_READY_TIMEOUT_S)
+
+    def _check_stayed_up(self) -> None:
+        time.sleep(STAY_UP_S)
+        running = self.running()
+        for svc in SERVICES:
+            if svc.name not in running:
+                log = self.state / "logs" / f"{svc.name}.log"
+                raise StackError(f"the {svc.name} service exited after start-up: {_tail(log)} (log: {log})")
 
     def down(self, quiet: bool = False) -> list[str]:
         stopped: list[str] = []
@@ -519,6 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {k}={v}")
             if any(s.name == "gateway" for s in SERVICES):
                 print(f"  gateway: http://127.0.0.1:{port}")
+            running = stack.running()
+            print("  running: " + ", ".join(f"{name} (pid {pid})" for name, pid in running.items()))
             print(f"  logs: {stack.state}/logs   stop: make down")
         elif args.command == "down":
             stack.down()

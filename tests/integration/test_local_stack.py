@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import localstack
 import pytest
@@ -38,35 +42,61 @@ def _listening_ports(pids: set[int]) -> set[int]:
     return ports
 
 
+def _call_gateway(port: int, token: str) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/proxy/openai/chat/completions",
+        data=json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 def test_make_up_twice_then_down_leaves_nothing(tmp_root: Path) -> None:
     state = tmp_root / "make-up"
     ports = {
         "AGENTWATCH_KAFKA_PORT": localstack.free_port(),
         "AGENTWATCH_KAFKA_CONTROLLER_PORT": localstack.free_port(),
         "AGENTWATCH_PG_PORT": localstack.free_port(),
-        "AGENTWATCH_PORT": localstack.free_port(),
+        **{svc.port_env: localstack.free_port() for svc in localstack.SERVICES if svc.port_env},
     }
-    env = _clean_env(**{k: str(v) for k, v in ports.items()})
+    # A tenant token but no provider key, as on a fresh machine: calls get a clear refusal.
+    env = _clean_env(**{k: str(v) for k, v in ports.items()}, TENANT_TOKEN_MAP='{"tok-smoke": "smoke"}')
+    env.pop("OPENAI_API_KEY", None)
     make = ["make", "-s", "-C", str(ROOT), f"STACK_STATE={state}"]
-    up = subprocess.run([*make, "up"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    up = subprocess.run([*make, "up"], env=env, capture_output=True, text=True, timeout=400, check=False)
+    pids: dict[str, int] = {}
     try:
         assert up.returncode == 0, up.stderr
         assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{ports['AGENTWATCH_KAFKA_PORT']}" in up.stdout
         assert f"127.0.0.1:{ports['AGENTWATCH_PG_PORT']}" in up.stdout
-        pids = set(localstack.Stack(state).running().values())
-        assert len(pids) >= 2
-        listening = _listening_ports(pids)
-        assert ports["AGENTWATCH_KAFKA_PORT"] in listening and ports["AGENTWATCH_PG_PORT"] in listening
+        assert f"gateway: http://127.0.0.1:{ports['AGENTWATCH_PORT']}" in up.stdout
+        pids = localstack.Stack(state).running()
+        assert set(pids) == {"kafka", "postgres", *(svc.name for svc in localstack.SERVICES)}, up.stdout
+        assert all(localstack.pid_alive(pid) for pid in pids.values())
+        assert set(ports.values()) <= _listening_ports(set())
+        # Nothing a service writes lands in the checkout: it all stays under the stack's state.
+        assert (state / "run" / "anomaly").is_dir() and (state / "run" / "budget").is_dir()
+
+        status, body = _call_gateway(ports["AGENTWATCH_PORT"], "tok-smoke")
+        assert status == 503 and body["error"]["code"] == "provider_not_configured", body
+        status, body = _call_gateway(ports["AGENTWATCH_PORT"], "not-a-token")
+        assert status == 401 and body["error"]["code"] == "invalid_api_key", body
+
         again = subprocess.run([*make, "up"], env=env, capture_output=True, text=True, timeout=120, check=False)
         assert again.returncode == 0, again.stderr
         assert "already up" in again.stdout
-        assert set(localstack.Stack(state).running().values()) == pids
+        assert localstack.Stack(state).running() == pids
     finally:
-        down = subprocess.run([*make, "down"], env=env, capture_output=True, text=True, timeout=120, check=False)
+        down = subprocess.run([*make, "down"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert down.returncode == 0, down.stderr
-    for pid in pids:
-        assert not localstack.pid_alive(pid)
-    left = _listening_ports(set()) & {v for k, v in ports.items()}
+    for name, pid in pids.items():
+        assert not localstack.pid_alive(pid), f"{name} (pid {pid}) still alive after make down"
+    left = _listening_ports(set()) & set(ports.values())
     assert not left, f"ports still listening after make down: {left}"
 
 
