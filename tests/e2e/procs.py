@@ -38,6 +38,8 @@ class ServiceProcess:
     port: int
     log_path: Path
     ready_path: str | None = "/healthz"
+    # For a process without an HTTP endpoint: ready once its log shows this text.
+    ready_log: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -69,6 +71,11 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited during start-up: {self.log_tail()}")
+            if self.ready_log is not None:
+                if self.ready_log in self.log_text():
+                    return
+                time.sleep(0.1)
+                continue
             if self.ready_path is None:
                 localstack.wait_for_port(self.port, timeout, self.name, pid=self.pid, log=self.log_path)
                 return
@@ -80,6 +87,9 @@ class ServiceProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready on {self.url} within {timeout:.0f}s: {self.log_tail()}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def log_tail(self, lines: int = 15) -> str:
         if not self.log_path.exists():
