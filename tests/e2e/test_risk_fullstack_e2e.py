@@ -218,8 +218,9 @@ async def test_aws_key_via_sdk_found_in_both_stores_alerted_once_and_redacted(
         await asyncio.sleep(5)
         messages = await slack_alerts()
         assert messages is not None and len(messages) == 1 == len(first), messages
+        assert messages[0]["text"].startswith(":rotating_light: AgentWatch: secret in prompt (high)")
         text = json.dumps(messages[0])
-        assert session in text and AWS not in text
+        assert f"alpha/{session}" in text and AWS not in text
 
         async def pg_alert() -> list[tuple[Any, ...]] | None:
             rows = await _pg(pg_database, "SELECT detector, severity FROM alerts WHERE session_id = %s", session)
