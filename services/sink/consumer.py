@@ -71,6 +71,10 @@ class StoreConsumer:
     def stop(self) -> None:
         self._stop.set()
 
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member owns now (empty before it joined its group)."""
+        return frozenset(self._consumer.assignment()) if self._consumer is not None else frozenset()
+
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap_servers,

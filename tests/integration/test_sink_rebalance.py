@@ -58,11 +58,20 @@ async def test_rebalance_mid_load_keeps_exactness(
     for c in (first, second):
         await c.store.open()
     tasks = [asyncio.create_task(first.run())]
+    half = len(events) // 2
     try:
-        producing = asyncio.create_task(produce(kafka_bootstrap, events, *names))
+        producing = asyncio.create_task(produce(kafka_bootstrap, events[:half], *names))
         await _until(pg_database, 3000, 60)
         tasks.append(asyncio.create_task(second.run()))
         await producing
+        # The second half is produced once the second member owns partitions, so it has work
+        # however fast the first one drained the first half (a loaded machine made that flaky).
+        for _ in range(300):  # up to 60 s
+            if second.assignment():
+                break
+            await asyncio.sleep(0.2)
+        assert second.assignment(), "the second member never joined"
+        await produce(kafka_bootstrap, events[half:], *names)
         await _until(pg_database, expected.calls, 90)
         await asyncio.sleep(1)
         assert await _totals(pg_database) == (expected.calls, expected.prompt_tokens, expected.cost_usd)
