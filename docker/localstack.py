@@ -19,6 +19,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -421,9 +423,6 @@ def wait_ready(svc: Service, pid: int, port: int | None, log: Path, *, log_offse
 
 
 def _http_ok(url: str) -> bool:
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=1) as r:
             return bool(r.status == 200)
