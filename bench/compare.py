@@ -158,6 +158,98 @@ def healthy(result: dict[str, Any], rate: float) -> bool:
     return result["ok"] >= 0.97 * rate * result["duration_s"] and result["latency_ms"].get("p99", 1e9) < 1000
 
 
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AGENTWATCH_", "OPENAI", "ANTHROPIC"))}
+
+
+def start_upstream(stack: ExitStack, work: Path, latency_ms: float) -> str:
+    port = localstack.free_port()
+    args = [PY, "-m", "tests.fakes.upstream", "--port", str(port), "--latency-ms", str(latency_ms), "--no-record"]
+    stack.enter_context(process("upstream", args, _base_env(), port, work))
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def direct_target(upstream: str) -> Target:
+    return Target(
+        "direct", f"{upstream}/chat/completions", ["Authorization: Bearer sk-direct", "Content-Type: application/json"]
+    )
+
+
+def start_bare(stack: ExitStack, work: Path, upstream: str) -> Target:
+    port = localstack.free_port()
+    args = [PY, str(ROOT / "bench" / "bare_proxy.py"), "--port", str(port), "--upstream", upstream]
+    p = stack.enter_context(process("bare", args, _base_env(), port, work))
+    return Target("bare", f"http://127.0.0.1:{port}/chat/completions", ["Content-Type: application/json"], pid=p.pid)
+
+
+def kafka_bootstrap(stack: ExitStack, work: Path) -> str:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        return bootstrap
+    kafka = localstack.Kafka(work / "kafka", port=localstack.free_port(), controller_port=localstack.free_port())
+    kafka.start()
+    stack.callback(kafka.stop)
+    return kafka.bootstrap
+
+
+def agentwatch_env(bootstrap: str, port: int, upstream: str, work: Path) -> dict[str, str]:
+    return {
+        **_base_env(),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "AGENTWATCH_PORT": str(port),
+        "AGENTWATCH_OPENAI_BASE_URL": upstream,
+        "OPENAI_API_KEY": "sk-bench-provider",
+        "TENANT_TOKEN_MAP": json.dumps({"bench-token": "bench"}),
+        "AGENTWATCH_TOPIC_PREFIX": f"bench{int(time.time())}.",
+        "AGENTWATCH_SPOOL_DIR": str(work / "spool"),
+        "AGENTWATCH_TENANT_POLICIES": json.dumps({"bench": {"default_budget_usd": "1000000"}}),
+    }
+
+
+def start_agentwatch(stack: ExitStack, work: Path, upstream: str) -> Target:
+    bootstrap = kafka_bootstrap(stack, work)
+    port = localstack.free_port()
+    env = agentwatch_env(bootstrap, port, upstream, work)
+    p = stack.enter_context(process("agentwatch", [AGENTWATCH, "gateway"], env, port, work))
+    return Target(
+        "agentwatch",
+        f"http://127.0.0.1:{port}/v1/proxy/openai/chat/completions",
+        ["Authorization: Bearer bench-token", "Content-Type: application/json"],
+        vary_header="X-AgentWatch-Session-Id: bench-session-%d",
+        pid=p.pid,
+    )
+
+
+def start_litellm(stack: ExitStack, work: Path, upstream: str) -> Target:
+    exe = ensure_litellm()
+    port = localstack.free_port()
+    cfg = work / "litellm.yaml"
+    cfg.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: {upstream}\n"
+        "      api_key: sk-bench-provider\n"
+        "litellm_settings:\n  telemetry: false\n  turn_off_message_logging: true\n"
+    )
+    env = {
+        **_base_env(),
+        "LITELLM_MASTER_KEY": "sk-litellm-master",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "DISABLE_SCHEMA_UPDATE": "true",
+    }
+    args = [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    p = stack.enter_context(process("litellm", args, env, port, work))
+    return Target(
+        "litellm",
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        ["Authorization: Bearer sk-litellm-master", "Content-Type: application/json"],
+        pid=p.pid,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="the fake upstream's latency")
@@ -174,123 +266,17 @@ def main() -> int:
     work.chmod(0o755)
     body = work / "body.json"
     body.write_text(json.dumps(BODY))
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTWATCH_", "OPENAI", "ANTHROPIC"))}
     results: dict[str, Any] = {"machine": machine(), "latency_ms": args.latency_ms, "targets": {}}
 
     with ExitStack() as stack:
-        up_port = localstack.free_port()
-        stack.enter_context(
-            process(
-                "upstream",
-                [
-                    PY,
-                    "-m",
-                    "tests.fakes.upstream",
-                    "--port",
-                    str(up_port),
-                    "--latency-ms",
-                    str(args.latency_ms),
-                    "--no-record",
-                ],
-                base_env,
-                up_port,
-                work,
-            )
-        )
-        upstream = f"http://127.0.0.1:{up_port}/v1"
-        targets: list[Target] = []
-        if "direct" in wanted:
-            targets.append(
-                Target(
-                    "direct",
-                    f"{upstream}/chat/completions",
-                    ["Authorization: Bearer sk-direct", "Content-Type: application/json"],
-                )
-            )
-        if "bare" in wanted:
-            port = localstack.free_port()
-            p = stack.enter_context(
-                process(
-                    "bare",
-                    [PY, str(ROOT / "bench" / "bare_proxy.py"), "--port", str(port), "--upstream", upstream],
-                    base_env,
-                    port,
-                    work,
-                )
-            )
-            targets.append(
-                Target(
-                    "bare", f"http://127.0.0.1:{port}/chat/completions", ["Content-Type: application/json"], pid=p.pid
-                )
-            )
-        if "agentwatch" in wanted:
-            bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-            if not bootstrap:
-                kafka = localstack.Kafka(
-                    work / "kafka", port=localstack.free_port(), controller_port=localstack.free_port()
-                )
-                kafka.start()
-                stack.callback(kafka.stop)
-                bootstrap = kafka.bootstrap
-            port = localstack.free_port()
-            env = {
-                **base_env,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "AGENTWATCH_PORT": str(port),
-                "AGENTWATCH_OPENAI_BASE_URL": upstream,
-                "OPENAI_API_KEY": "sk-bench-provider",
-                "TENANT_TOKEN_MAP": json.dumps({"bench-token": "bench"}),
-                "AGENTWATCH_TOPIC_PREFIX": f"bench{int(time.time())}.",
-                "AGENTWATCH_SPOOL_DIR": str(work / "spool"),
-                "AGENTWATCH_TENANT_POLICIES": json.dumps({"bench": {"default_budget_usd": "1000000"}}),
-            }
-            p = stack.enter_context(process("agentwatch", [AGENTWATCH, "gateway"], env, port, work))
-            targets.append(
-                Target(
-                    "agentwatch",
-                    f"http://127.0.0.1:{port}/v1/proxy/openai/chat/completions",
-                    ["Authorization: Bearer bench-token", "Content-Type: application/json"],
-                    vary_header="X-AgentWatch-Session-Id: bench-session-%d",
-                    pid=p.pid,
-                )
-            )
-        if "litellm" in wanted:
-            exe = ensure_litellm()
-            port = localstack.free_port()
-            cfg = work / "litellm.yaml"
-            cfg.write_text(
-                "model_list:\n"
-                f"  - model_name: {MODEL}\n"
-                "    litellm_params:\n"
-                f"      model: openai/{MODEL}\n"
-                f"      api_base: {upstream}\n"
-                "      api_key: sk-bench-provider\n"
-                "litellm_settings:\n  telemetry: false\n  turn_off_message_logging: true\n"
-            )
-            env = {
-                **base_env,
-                "LITELLM_MASTER_KEY": "sk-litellm-master",
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                "LITELLM_LOG": "ERROR",
-                "DISABLE_SCHEMA_UPDATE": "true",
-            }
-            p = stack.enter_context(
-                process(
-                    "litellm",
-                    [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
-                    env,
-                    port,
-                    work,
-                )
-            )
-            targets.append(
-                Target(
-                    "litellm",
-                    f"http://127.0.0.1:{port}/v1/chat/completions",
-                    ["Authorization: Bearer sk-litellm-master", "Content-Type: application/json"],
-                    pid=p.pid,
-                )
-            )
+        upstream = start_upstream(stack, work, args.latency_ms)
+        starters = {
+            "direct": lambda: direct_target(upstream),
+            "bare": lambda: start_bare(stack, work, upstream),
+            "agentwatch": lambda: start_agentwatch(stack, work, upstream),
+            "litellm": lambda: start_litellm(stack, work, upstream),
+        }
+        targets = [starters[name]() for name in wanted]
 
         for target in targets:
             print(f"== {target.name}", flush=True)
