@@ -362,6 +362,7 @@ SERVICES: tuple[Service, ...] = (
     Service("gateway", ("gateway",), port_env="AGENTWATCH_PORT", default_port=8080),
     Service("anomaly", ("anomaly",), "AGENTWATCH_ANOMALY_WEB_PORT", 6067),
     Service("notifier", ("notifier",)),
+    Service("budget", ("budget",), port_env="AGENTWATCH_BUDGET_WEB_PORT", default_port=6066),
 )
 
 

@@ -21,6 +21,7 @@ from services.common.topics import Topics, ensure_topics
 
 # name -> (module, help); the module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "budget": ("services.budget.runner", "run a budget worker (Faust: session totals table)"),
     "gateway": ("services.gateway.runner", "run the gateway (OpenAI/Anthropic proxy)"),
     "anomaly": ("services.anomaly.worker", "run the runaway-loop detection worker (Faust)"),
     "notifier": ("services.anomaly.notifier_main", "run the alert notifier (Slack, webhooks, dead-letter topic)"),

@@ -61,3 +61,6 @@ def gateway_factory(
     finally:
         for p in started:
             p.stop()
+
+
+from tests.budget_support import budget_workers  # noqa: E402, F401

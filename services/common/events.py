@@ -153,7 +153,43 @@ class RiskFinding(_Event, tag="risk_finding", kw_only=True, frozen=True):
     preview: str = ""
 
 
-Event = CallStarted | CallFinished | PayloadCaptured | Alert | Control | RiskFinding
+class ReservationRequest(_Event, tag="reservation_request", kw_only=True, frozen=True):
+    """Strict mode: a gateway asks the session's single writer (its budget worker) for a reservation."""
+
+    call_id: str
+    amount_usd: Decimal
+    budget_usd: Decimal | None = None
+    gateway_id: str
+
+
+ReservationCode = Literal["granted", "budget_exceeded", "session_paused", "already_finished"]
+
+
+class ReservationDecision(_Event, tag="reservation_decision", kw_only=True, frozen=True):
+    """The budget worker's answer, keyed by gateway id on the decisions topic."""
+
+    call_id: str
+    gateway_id: str
+    code: ReservationCode
+    spent_usd: Decimal = Decimal(0)
+    reserved_usd: Decimal = Decimal(0)
+    budget_usd: Decimal | None = None
+
+    @property
+    def granted(self) -> bool:
+        return self.code == "granted"
+
+
+Event = (
+    CallStarted
+    | CallFinished
+    | PayloadCaptured
+    | Alert
+    | Control
+    | RiskFinding
+    | ReservationRequest
+    | ReservationDecision
+)
 EVENT_TYPES: tuple[type[_Event], ...] = (
     CallStarted,
     CallFinished,
@@ -161,6 +197,8 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     Alert,
     Control,
     RiskFinding,
+    ReservationRequest,
+    ReservationDecision,
 )
 
 _encoder = msgspec.json.Encoder(decimal_format="string")

@@ -22,6 +22,9 @@ class Topics:
     alerts_dead_letter: str
     controls: str
     risk_findings: str
+    # Strict budget mode: requests keyed like calls (co-partitioned), decisions keyed by gateway.
+    reservations: str = ""
+    reservation_decisions: str = ""
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -32,6 +35,8 @@ class Topics:
             alerts_dead_letter=f"{prefix}alerts-dlq",
             controls=f"{prefix}controls",
             risk_findings=f"{prefix}risk-findings",
+            reservations=f"{prefix}reservations",
+            reservation_decisions=f"{prefix}reservation-decisions",
         )
 
     @classmethod
@@ -46,6 +51,8 @@ class Topics:
             self.alerts_dead_letter,
             self.controls,
             self.risk_findings,
+            self.reservations,
+            self.reservation_decisions,
         )
 
 

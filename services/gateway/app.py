@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from services.common.topics import Topics
-from services.gateway import keys, routes_health, routes_ingest, routes_proxy
-from services.gateway.admission import Admission, IterationCounter, PassThroughAdmission
+from services.gateway import budget_ctx, keys, routes_budget, routes_health, routes_ingest, routes_proxy
+from services.gateway.admission import Admission, IterationCounter
 from services.gateway.auth import TokenAuthenticator
 from services.gateway.config import GatewaySettings
 from services.gateway.emitter import Emitter
@@ -19,7 +19,12 @@ from services.gateway.spool import Spool
 from services.gateway.upstream import build_upstreams
 
 # Each route group registers itself; budget-check, admin and ingest add their module here.
-ROUTE_GROUPS = (routes_health.setup_routes, routes_proxy.setup_routes, routes_ingest.setup_routes)
+ROUTE_GROUPS = (
+    routes_health.setup_routes,
+    routes_proxy.setup_routes,
+    routes_ingest.setup_routes,
+    routes_budget.setup_routes,
+)
 
 
 async def _emitter_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -55,12 +60,14 @@ def create_app(settings: GatewaySettings, admission: Admission | None = None) ->
     app[keys.TOPICS] = Topics.from_settings(settings)
     app[keys.METRICS] = GatewayMetrics.create()
     app[keys.AUTH] = TokenAuthenticator(settings.tenant_token_map)
-    app[keys.ADMISSION] = admission or PassThroughAdmission()
     app[keys.ITERATIONS] = IterationCounter()
     app[keys.GATEWAY_ID] = settings.gateway_id or f"{socket.gethostname()}:{os.getpid()}"
+    budget = budget_ctx.install(app, settings)
+    app[keys.ADMISSION] = admission or budget
     # The emitter starts first and stops last, so calls finishing during shutdown are recorded.
     app.cleanup_ctx.append(_emitter_ctx)
     app.cleanup_ctx.append(_upstreams_ctx)
+    app.cleanup_ctx.append(budget_ctx.budget_ctx)
     for setup in ROUTE_GROUPS:
         setup(app)
     return app

@@ -30,6 +30,12 @@ class GatewaySettings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     gateway_id: str | None = None
+    # Operator token of the admin API (/v1/admin/...); unset disables it.
+    admin_token: SecretStr | None = None
+    # Strict budget mode: how long to wait for the budget worker's decision.
+    budget_strict_timeout_s: float = Field(5.0, gt=0)
+    # A local call the session table has not reflected after this long: state unknown.
+    budget_stale_after_s: float = Field(10.0, gt=0)
 
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
     capture_payloads: bool = False

@@ -1,0 +1,1 @@
+"""The budget worker: a Faust app folding call and control events into per-session state."""

@@ -1,0 +1,200 @@
+"""Fast-mode admission: the session table's replica plus this gateway's own in-flight calls.
+
+A call is admitted when ``spent + reserved + this reservation <= budget``, where spent and
+reserved are the replica's (the budget worker's fold) corrected by what this gateway knows
+and the table does not reflect yet:
+
+- a reservation admitted here whose CallStarted the table has not folded: added to reserved;
+- a call finished here whose CallFinished the table has not folded: its actual cost added to
+  spent, and, if the table still holds its reservation, that reservation taken off reserved.
+
+Each local entry is dropped as soon as the table reflects it, so nothing is counted twice
+and no cost is forgotten in between. The check and the reservation happen with no ``await``
+in between, so concurrent requests on one gateway cannot slip past each other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from services.common.config import TenantPolicy
+from services.common.events import session_key
+from services.common.session_state import SessionState, lowered_budget
+
+RefusalCode = Literal["budget_exceeded", "session_paused", "budget_state_unknown"]
+
+
+class StateSource(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    def get(self, key: bytes) -> SessionState | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """What ``/v1/budget-check`` and the response headers report."""
+
+    spent_usd: Decimal
+    reserved_usd: Decimal
+    budget_usd: Decimal | None
+    iterations: int
+    paused: bool
+    pause_reason: str | None
+    known: bool
+
+    @property
+    def remaining_usd(self) -> Decimal | None:
+        if self.budget_usd is None:
+            return None
+        return max(Decimal(0), self.budget_usd - self.spent_usd - self.reserved_usd)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    key: bytes
+    call_id: str
+    amount_usd: Decimal
+    budget_usd: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: RefusalCode
+    message: str
+    view: SessionView
+    status: int = 402
+
+
+@dataclass(slots=True)
+class _Local:
+    reservation: Decimal
+    started: float
+    cost: Decimal | None = None
+    finished: bool = False
+
+
+@dataclass
+class AdmissionStats:
+    admitted: int = 0
+    refused_budget: int = 0
+    refused_paused: int = 0
+    unknown_open: int = 0
+    unknown_closed: int = 0
+
+
+@dataclass
+class BudgetLedger:
+    source: StateSource
+    # A local entry the table has not reflected after this long means the budget workers
+    # are not folding (down or far behind): the session's state is then "unknown".
+    stale_after_s: float = 10.0
+    # Local entries are forgotten after this long whatever happens, so memory stays bounded.
+    forget_after_s: float = 600.0
+    clock: Callable[[], float] = time.monotonic
+    stats: AdmissionStats = field(default_factory=AdmissionStats)
+    _local: dict[bytes, dict[str, _Local]] = field(default_factory=dict)
+    # Budget asked for by calls not yet folded (a new session's first calls).
+    _local_budget: dict[bytes, Decimal] = field(default_factory=dict)
+
+    def view(self, tenant: str, session_id: str, policy: TenantPolicy) -> SessionView:
+        return self._view(session_key(tenant, session_id), policy)[0]
+
+    def admit(
+        self,
+        *,
+        tenant: str,
+        session_id: str,
+        call_id: str,
+        amount_usd: Decimal,
+        requested_budget_usd: Decimal | None,
+        policy: TenantPolicy,
+    ) -> Reservation | Refusal:
+        key = session_key(tenant, session_id)
+        view, state = self._view(key, policy, requested_budget_usd)
+        if not view.known:
+            if policy.on_unknown_state == "closed":
+                self.stats.unknown_closed += 1
+                return Refusal(
+                    "budget_state_unknown", "session budget state is unavailable; retry later", view, status=503
+                )
+            self.stats.unknown_open += 1
+        if view.paused:
+            self.stats.refused_paused += 1
+            return Refusal("session_paused", f"session is paused: {view.pause_reason or 'paused'}", view)
+        if view.budget_usd is not None and view.spent_usd + view.reserved_usd + amount_usd > view.budget_usd:
+            self.stats.refused_budget += 1
+            return Refusal(
+                "budget_exceeded",
+                f"session budget ${view.budget_usd} would be exceeded: spent ${view.spent_usd}, "
+                f"in flight ${view.reserved_usd}, this call up to ${amount_usd}",
+                view,
+            )
+        self._local.setdefault(key, {})[call_id] = _Local(amount_usd, self.clock())
+        if (state is None or state.budget_usd is None) and view.budget_usd is not None:
+            self._local_budget[key] = view.budget_usd
+        self.stats.admitted += 1
+        return Reservation(key, call_id, amount_usd, view.budget_usd)
+
+    def track(self, reservation: Reservation) -> None:
+        """Record a reservation granted elsewhere (strict mode) so local views include it."""
+        self._local.setdefault(reservation.key, {})[reservation.call_id] = _Local(reservation.amount_usd, self.clock())
+
+    def settle(self, reservation: Reservation, cost_usd: Decimal | None) -> None:
+        """The call is over: its reservation gives way to its actual cost (the reservation when unpriced)."""
+        entry = self._local.get(reservation.key, {}).get(reservation.call_id)
+        if entry is None:
+            return
+        entry.finished = True
+        entry.cost = cost_usd if cost_usd is not None else entry.reservation
+        entry.started = self.clock()
+
+    def _view(
+        self, key: bytes, policy: TenantPolicy, requested_budget: Decimal | None = None
+    ) -> tuple[SessionView, SessionState | None]:
+        state = self.source.get(key)
+        known = self.source.ready
+        spent = state.spent_usd if state else Decimal(0)
+        reserved = state.reserved_usd if state else Decimal(0)
+        now = self.clock()
+        local = self._local.get(key)
+        if local:
+            for call_id, entry in list(local.items()):
+                in_table = state is not None and call_id in state.in_flight
+                done_in_table = state is not None and call_id in state.recent_finished
+                if done_in_table or now - entry.started > self.forget_after_s:
+                    del local[call_id]
+                    continue
+                if entry.finished:
+                    spent += entry.cost or Decimal(0)
+                    if in_table and state is not None:
+                        reserved -= state.in_flight[call_id]
+                elif not in_table:
+                    reserved += entry.reservation
+                if not (in_table and not entry.finished) and now - entry.started > self.stale_after_s:
+                    known = False
+            if not local:
+                del self._local[key]
+                self._local_budget.pop(key, None)
+        if state is not None and state.budget_usd is not None:
+            budget: Decimal | None = state.budget_usd
+            if not state.budget_locked:
+                budget = lowered_budget(budget, requested_budget)
+        else:
+            budget = lowered_budget(self._local_budget.get(key), requested_budget)
+            if budget is None:
+                budget = policy.default_budget_usd
+        view = SessionView(
+            spent_usd=spent,
+            reserved_usd=reserved,
+            budget_usd=budget,
+            iterations=state.iterations if state else 0,
+            paused=state.paused if state else False,
+            pause_reason=state.pause_reason if state else None,
+            known=known,
+        )
+        return view, state

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from services.common.config import TenantPolicy
+from services.common.events import CallFinished, CallStarted, Control, session_key
+from services.common.session_state import SessionState, fold
+from services.gateway.budget import BudgetLedger, Refusal, Reservation
+
+KEY = session_key("acme", "s1")
+OPEN = TenantPolicy()
+CLOSED = TenantPolicy(on_unknown_state="closed")
+
+
+@dataclass
+class Table:
+    """The replica's role, fed by the real fold (what the changelog would carry)."""
+
+    ready: bool = True
+    states: dict[bytes, SessionState] = field(default_factory=dict)
+
+    def get(self, key: bytes) -> SessionState | None:
+        return self.states.get(key)
+
+    def apply(self, event) -> None:
+        self.states[event.key], _ = fold(self.states.get(event.key), event)
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admit(ledger: BudgetLedger, call_id: str, amount: str = "0.10", budget: str | None = "1.00", policy=OPEN):
+    return ledger.admit(
+        tenant="acme",
+        session_id="s1",
+        call_id=call_id,
+        amount_usd=Decimal(amount),
+        requested_budget_usd=Decimal(budget) if budget else None,
+        policy=policy,
+    )
+
+
+def started(r: Reservation) -> CallStarted:
+    return CallStarted(
+        tenant="acme",
+        session_id="s1",
+        call_id=r.call_id,
+        provider="openai",
+        endpoint="x",
+        reserved_usd=r.amount_usd,
+        budget_usd=r.budget_usd,
+    )
+
+
+def finished(r: Reservation, cost: str) -> CallFinished:
+    return CallFinished(
+        tenant="acme",
+        session_id="s1",
+        call_id=r.call_id,
+        provider="openai",
+        endpoint="x",
+        status_code=200,
+        cost_usd=Decimal(cost),
+        reserved_usd=r.amount_usd,
+    )
+
+
+def test_fifty_concurrent_reservations_admit_exactly_ten():
+    ledger = BudgetLedger(Table())
+    results = [admit(ledger, f"c{i}") for i in range(50)]
+    admitted = [r for r in results if isinstance(r, Reservation)]
+    refused = [r for r in results if isinstance(r, Refusal)]
+    assert len(admitted) == 10
+    assert {r.code for r in refused} == {"budget_exceeded"} and all(r.status == 402 for r in refused)
+
+
+def test_no_double_count_once_table_reflects_started_and_no_gap_before_finished():
+    table = Table()
+    ledger = BudgetLedger(table)
+    r = admit(ledger, "a", amount="0.40")
+    assert isinstance(r, Reservation)
+    assert ledger.view("acme", "s1", OPEN).reserved_usd == Decimal("0.40")
+    table.apply(started(r))
+    v = ledger.view("acme", "s1", OPEN)
+    assert (v.reserved_usd, v.spent_usd) == (Decimal("0.40"), Decimal(0)), "reflected reservation counted once"
+    ledger.settle(r, Decimal("0.25"))
+    v = ledger.view("acme", "s1", OPEN)
+    assert (v.reserved_usd, v.spent_usd) == (Decimal(0), Decimal("0.25")), "actual cost counted before the table has it"
+    table.apply(finished(r, "0.25"))
+    v = ledger.view("acme", "s1", OPEN)
+    assert (v.reserved_usd, v.spent_usd) == (Decimal(0), Decimal("0.25"))
+    assert KEY not in ledger._local, "local entry dropped once reflected"
+
+
+def test_settle_before_table_saw_started():
+    table = Table()
+    ledger = BudgetLedger(table)
+    r = admit(ledger, "a", amount="0.40")
+    assert isinstance(r, Reservation)
+    ledger.settle(r, Decimal("0.10"))
+    assert ledger.view("acme", "s1", OPEN).spent_usd == Decimal("0.10")
+    table.apply(started(r))
+    v = ledger.view("acme", "s1", OPEN)
+    assert (v.reserved_usd, v.spent_usd) == (Decimal(0), Decimal("0.10"))
+
+
+def test_budget_header_sets_then_lowers_never_raises_and_tenant_default():
+    table = Table()
+    ledger = BudgetLedger(table)
+    r = admit(ledger, "a", budget="1.00")
+    assert isinstance(r, Reservation) and r.budget_usd == Decimal("1.00")
+    assert admit(ledger, "b", budget="5.00").budget_usd == Decimal("1.00")
+    table.apply(started(r))
+    assert admit(ledger, "c", budget="9").budget_usd == Decimal("1.00")
+    assert admit(ledger, "d", budget="0.5").budget_usd == Decimal("0.5")
+    fresh = BudgetLedger(Table())
+    policy = TenantPolicy(default_budget_usd=Decimal("0.15"))
+    assert isinstance(admit(fresh, "x", budget=None, policy=policy), Reservation)
+    assert isinstance(admit(fresh, "y", budget=None, policy=policy), Refusal)
+
+
+def test_paused_session_refused():
+    table = Table()
+    table.apply(Control(tenant="acme", session_id="s1", action="pause", reason="runaway loop"))
+    r = admit(BudgetLedger(table), "a")
+    assert isinstance(r, Refusal) and r.code == "session_paused" and r.status == 402
+
+
+def test_unknown_state_open_by_default_closed_per_tenant():
+    table = Table(ready=False)
+    ledger = BudgetLedger(table)
+    assert isinstance(admit(ledger, "a"), Reservation)
+    r = admit(ledger, "b", policy=CLOSED)
+    assert isinstance(r, Refusal) and r.code == "budget_state_unknown" and r.status == 503
+    assert (ledger.stats.unknown_open, ledger.stats.unknown_closed) == (1, 1)
+
+
+def test_state_unknown_when_workers_stop_folding():
+    clock = Clock()
+    table = Table()
+    ledger = BudgetLedger(table, stale_after_s=10, clock=clock)
+    r = admit(ledger, "a")
+    assert isinstance(r, Reservation)
+    clock.now += 11
+    assert not ledger.view("acme", "s1", OPEN).known
+    assert isinstance(admit(ledger, "b", policy=CLOSED), Refusal)
+    table.apply(started(r))
+    assert ledger.view("acme", "s1", OPEN).known
