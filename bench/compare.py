@@ -19,6 +19,7 @@ here is stopped by PID at the end.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -35,6 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docker"))
 import localstack  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from services.common.session_state import changelog_topic  # noqa: E402
+from services.common.topics import ensure_topics  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 AGENTWATCH = str(ROOT / ".venv" / "bin" / "agentwatch")
@@ -123,7 +128,14 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 def run_load(
-    loadgen: Path, target: Target, body: Path, *, rate: float | None, seconds: float, connections: int = 50
+    loadgen: Path,
+    target: Target,
+    body: Path,
+    *,
+    rate: float | None,
+    seconds: float,
+    connections: int = 50,
+    vary_count: int = 1000,
 ) -> dict[str, Any]:
     args = [
         str(loadgen),
@@ -145,7 +157,7 @@ def run_load(
     for h in target.headers:
         args += ["-H", h]
     if target.vary_header:
-        args += ["-vary-header", target.vary_header, "-vary-count", "1000"]
+        args += ["-vary-header", target.vary_header, "-vary-count", str(vary_count)]
     r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"loadgen failed for {target.name}: {r.stderr.strip()}")
@@ -192,7 +204,7 @@ def kafka_bootstrap(stack: ExitStack, work: Path) -> str:
     return kafka.bootstrap
 
 
-def agentwatch_env(bootstrap: str, port: int, upstream: str, work: Path) -> dict[str, str]:
+def agentwatch_env(bootstrap: str, port: int, upstream: str, work: Path, prefix: str) -> dict[str, str]:
     return {
         **_base_env(),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -200,16 +212,24 @@ def agentwatch_env(bootstrap: str, port: int, upstream: str, work: Path) -> dict
         "AGENTWATCH_OPENAI_BASE_URL": upstream,
         "OPENAI_API_KEY": "sk-bench-provider",
         "TENANT_TOKEN_MAP": json.dumps({"bench-token": "bench"}),
-        "AGENTWATCH_TOPIC_PREFIX": f"bench{int(time.time())}.",
+        "AGENTWATCH_TOPIC_PREFIX": prefix,
         "AGENTWATCH_SPOOL_DIR": str(work / "spool"),
         "AGENTWATCH_TENANT_POLICIES": json.dumps({"bench": {"default_budget_usd": "1000000"}}),
     }
 
 
-def start_agentwatch(stack: ExitStack, work: Path, upstream: str) -> Target:
+def start_agentwatch(stack: ExitStack, work: Path, upstream: str, prefix: str | None = None) -> Target:
+    """One gateway process, budgets and event emission on. The sessions changelog is created
+    (empty, or as filled by the caller) so that the gateway's replica is ready and every call
+    with a session id goes through the budget ledger, as in production; the budget workers
+    themselves run elsewhere and are not part of the gateway's cost."""
     bootstrap = kafka_bootstrap(stack, work)
+    prefix = prefix or f"bench{int(time.time())}."
+    asyncio.run(
+        ensure_topics(bootstrap, [changelog_topic(prefix)], partitions=12, configs={"cleanup.policy": "compact"})
+    )
     port = localstack.free_port()
-    env = agentwatch_env(bootstrap, port, upstream, work)
+    env = agentwatch_env(bootstrap, port, upstream, work, prefix)
     p = stack.enter_context(process("agentwatch", [AGENTWATCH, "gateway"], env, port, work))
     return Target(
         "agentwatch",
