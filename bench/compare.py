@@ -39,7 +39,7 @@ import localstack  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from services.common.session_state import changelog_topic  # noqa: E402
-from services.common.topics import ensure_topics  # noqa: E402
+from services.common.topics import Topics, ensure_topics  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 AGENTWATCH = str(ROOT / ".venv" / "bin" / "agentwatch")
@@ -219,15 +219,18 @@ def agentwatch_env(bootstrap: str, port: int, upstream: str, work: Path, prefix:
 
 
 def start_agentwatch(stack: ExitStack, work: Path, upstream: str, prefix: str | None = None) -> Target:
-    """One gateway process, budgets and event emission on. The sessions changelog is created
-    (empty, or as filled by the caller) so that the gateway's replica is ready and every call
-    with a session id goes through the budget ledger, as in production; the budget workers
-    themselves run elsewhere and are not part of the gateway's cost."""
+    """One gateway process, budgets and event emission on. The budget workers' topics are
+    created (the sessions changelog empty, or as filled by the caller) so that the gateway's
+    replica is ready and its strict-mode client connected, and every call with a session id
+    goes through the budget ledger, as in production; the budget workers themselves run
+    elsewhere and are not part of the gateway's cost."""
     bootstrap = kafka_bootstrap(stack, work)
     prefix = prefix or f"bench{int(time.time())}."
+    topics = Topics.with_prefix(prefix)
     asyncio.run(
         ensure_topics(bootstrap, [changelog_topic(prefix)], partitions=12, configs={"cleanup.policy": "compact"})
     )
+    asyncio.run(ensure_topics(bootstrap, [topics.calls, topics.reservations, topics.reservation_decisions]))
     port = localstack.free_port()
     env = agentwatch_env(bootstrap, port, upstream, work, prefix)
     p = stack.enter_context(process("agentwatch", [AGENTWATCH, "gateway"], env, port, work))
