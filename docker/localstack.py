@@ -212,7 +212,15 @@ class Kafka:
         if not (self.state_dir / "data" / "meta.properties").exists():
             cluster_id = _kafka_cluster_id()
             fmt = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(cfg), "--ignore-formatted"],
+                [
+                    *jvm,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",
+                    "-c",
+                    str(cfg),
+                    "--ignore-formatted",
+                ],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -363,6 +371,7 @@ SERVICES: tuple[Service, ...] = (
     Service("anomaly", ("anomaly",), "AGENTWATCH_ANOMALY_WEB_PORT", 6067),
     Service("notifier", ("notifier",)),
     Service("budget", ("budget",), port_env="AGENTWATCH_BUDGET_WEB_PORT", default_port=6066),
+    Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090),
 )
 
 

@@ -25,6 +25,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("services.gateway.runner", "run the gateway (OpenAI/Anthropic proxy)"),
     "anomaly": ("services.anomaly.worker", "run the runaway-loop detection worker (Faust)"),
     "notifier": ("services.anomaly.notifier_main", "run the alert notifier (Slack, webhooks, dead-letter topic)"),
+    "sink": ("services.sink.service", "run the sink: Kafka events into PostgreSQL and ClickHouse"),
+    "query": ("services.sink.query_cli", "run read-only SQL against the analytics store (ClickHouse)"),
+    "report": ("services.sink.report_cli", "run a ready-made analytics query (--list names them)"),
 }
 
 

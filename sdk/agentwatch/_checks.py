@@ -21,6 +21,7 @@ class BudgetStatus:
     session_id: str
     allowed: bool
     blocked: bool
+    paused: bool
     spent_usd: Decimal | None
     budget_usd: Decimal | None
     remaining_usd: Decimal | None
@@ -37,6 +38,8 @@ def parse_status(session_id: str, body: Any) -> BudgetStatus:
         session_id=str(body.get("session_id", session_id)),
         allowed=bool(body.get("allowed", True)),
         blocked=bool(body.get("blocked", False)),
+        # `blocked` is true for an exhausted budget too; only `paused` says why.
+        paused=bool(body.get("paused", False)),
         spent_usd=_dec(body.get("spent_usd")),
         budget_usd=_dec(body.get("budget_usd")),
         remaining_usd=_dec(body.get("remaining_usd")),
@@ -44,9 +47,9 @@ def parse_status(session_id: str, body: Any) -> BudgetStatus:
 
 
 def raise_if_refused(status: BudgetStatus) -> None:
-    if status.blocked:
+    if status.paused:
         raise AgentSessionPaused(f"AgentWatch session {status.session_id} is paused", session_id=status.session_id)
-    if not status.allowed:
+    if not status.allowed or status.blocked:
         raise AgentBudgetExceeded(
             f"AgentWatch session {status.session_id} has spent ${status.spent_usd} of its ${status.budget_usd} budget",
             session_id=status.session_id,

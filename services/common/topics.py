@@ -25,6 +25,8 @@ class Topics:
     # Strict budget mode: requests keyed like calls (co-partitioned), decisions keyed by gateway.
     reservations: str = ""
     reservation_decisions: str = ""
+    # Payloads after the risk scanner masked them; the only payload topic the sink stores.
+    payloads_redacted: str = ""
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -37,6 +39,7 @@ class Topics:
             risk_findings=f"{prefix}risk-findings",
             reservations=f"{prefix}reservations",
             reservation_decisions=f"{prefix}reservation-decisions",
+            payloads_redacted=f"{prefix}payloads-redacted",
         )
 
     @classmethod
@@ -53,6 +56,7 @@ class Topics:
             self.risk_findings,
             self.reservations,
             self.reservation_decisions,
+            self.payloads_redacted,
         )
 
 

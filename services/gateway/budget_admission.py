@@ -27,7 +27,14 @@ class BudgetStateUnknown(CallRefused):
 def _refuse(refusal: Refusal) -> CallRefused:
     if refusal.code == "budget_state_unknown":
         return BudgetStateUnknown(refusal.message)
-    return CallRefused(refusal.message, refusal.code)
+    view = refusal.view
+    return CallRefused(
+        refusal.message,
+        refusal.code,
+        spent_usd=view.spent_usd,
+        budget_usd=view.budget_usd,
+        remaining_usd=view.remaining_usd,
+    )
 
 
 class BudgetAdmission:

@@ -6,6 +6,7 @@ official SDK raises its usual exception type with a readable message.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import ClassVar, Literal
 
 import msgspec
@@ -74,21 +75,53 @@ class CallRefused(GatewayError):
     openai_type = "insufficient_quota"
     anthropic_type = "budget_exceeded"
 
-    def __init__(self, message: str, code: Literal["budget_exceeded", "session_paused"] = "budget_exceeded") -> None:
+    def __init__(
+        self,
+        message: str,
+        code: Literal["budget_exceeded", "session_paused"] = "budget_exceeded",
+        *,
+        spent_usd: Decimal | None = None,
+        budget_usd: Decimal | None = None,
+        remaining_usd: Decimal | None = None,
+    ) -> None:
         super().__init__(message)
         self.refusal_code = code
+        # The session's figures, so a client can tell how far over it is without another call.
+        self.spent_usd = spent_usd
+        self.budget_usd = budget_usd
+        self.remaining_usd = remaining_usd
+
+    def figures(self) -> dict[str, str]:
+        out = {}
+        for name in ("spent_usd", "budget_usd", "remaining_usd"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = str(value)
+        return out
+
+    def figure_headers(self) -> dict[str, str]:
+        out = {}
+        if self.spent_usd is not None:
+            out["X-AgentWatch-Session-Spent-Usd"] = str(self.spent_usd)
+        if self.remaining_usd is not None:
+            out["X-AgentWatch-Session-Remaining-Usd"] = str(self.remaining_usd)
+        return out
 
 
 _encode = msgspec.json.encode
 
 
 def error_body(provider: ProviderName, err: GatewayError) -> bytes:
-    code = err.refusal_code if isinstance(err, CallRefused) else err.code
+    code: str = err.code
+    etype: str = err.anthropic_type if provider == "anthropic" else err.openai_type
+    extra: dict[str, str] = {}
+    if isinstance(err, CallRefused):
+        # A refusal adds the session's figures beside the provider's fields; SDKs ignore extra keys.
+        code = etype = err.refusal_code
+        extra = err.figures()
     if provider == "anthropic":
-        etype = code if isinstance(err, CallRefused) else err.anthropic_type
-        return _encode({"type": "error", "error": {"type": etype, "message": err.message}})
-    etype = code if isinstance(err, CallRefused) else err.openai_type
-    return _encode({"error": {"message": err.message, "type": etype, "code": code, "param": None}})
+        return _encode({"type": "error", "error": {"type": etype, "message": err.message, **extra}})
+    return _encode({"error": {"message": err.message, "type": etype, "code": code, "param": None, **extra}})
 
 
 def error_response(provider: ProviderName, err: GatewayError, headers: dict[str, str] | None = None) -> web.Response:

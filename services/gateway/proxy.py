@@ -252,7 +252,7 @@ class Proxy:
             emitter.emit(topics.calls, refused)
             await admission.settle(call, refused)
             metrics.requests.labels(provider, str(err.status)).inc()
-            return error_response(provider, err, {CALL_ID_HEADER: call_id})
+            return error_response(provider, err, {CALL_ID_HEADER: call_id, **err.figure_headers()})
 
         emitter.emit(
             topics.calls,

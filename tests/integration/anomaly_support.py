@@ -39,13 +39,15 @@ class Worker:
 
 
 @contextmanager
-def anomaly_worker(bootstrap: str, prefix: str, log_dir: Path, policies: dict[str, Any]) -> Iterator[Worker]:
+def anomaly_worker(
+    bootstrap: str, prefix: str, log_dir: Path, policies: dict[str, Any], partitions: int = PARTITIONS
+) -> Iterator[Worker]:
     """``agentwatch anomaly`` as its own process, as ``make up`` runs it; stopped by PID."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "AGENTWATCH_TOPIC_PREFIX": prefix,
-        "AGENTWATCH_TOPIC_PARTITIONS": str(PARTITIONS),
+        "AGENTWATCH_TOPIC_PARTITIONS": str(partitions),
         "AGENTWATCH_ANOMALY_APP_ID": f"{prefix}anomaly",
         "AGENTWATCH_ANOMALY_WEB_PORT": str(localstack.free_port()),
         "AGENTWATCH_TENANT_POLICIES": json.dumps(policies),
@@ -103,9 +105,9 @@ async def send(p: AIOKafkaProducer, topics: Topics, event: Event) -> None:
     await p.send_and_wait(topics.calls, value=encode(event), key=event.key)
 
 
-async def ensure(bootstrap: str, prefix: str) -> Topics:
+async def ensure(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> Topics:
     topics = Topics.with_prefix(prefix)
-    await ensure_topics(bootstrap, topics.all(), partitions=PARTITIONS)
+    await ensure_topics(bootstrap, topics.all(), partitions=partitions)
     return topics
 
 
