@@ -136,6 +136,7 @@ def run_load(
     seconds: float,
     connections: int = 50,
     vary_count: int = 1000,
+    stream: bool = False,
 ) -> dict[str, Any]:
     args = [
         str(loadgen),
@@ -154,6 +155,8 @@ def run_load(
     ]
     if rate:
         args += ["-rate", str(rate)]
+    if stream:
+        args.append("-stream")
     for h in target.headers:
         args += ["-H", h]
     if target.vary_header:
@@ -280,6 +283,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
     parser.add_argument("--targets", default="direct,bare,agentwatch,litellm")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--stream", action="store_true", help="streamed chat completions: time to first byte and total")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r]
     wanted = [t for t in args.targets.split(",") if t]
@@ -288,8 +292,15 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="aw-bench-"))
     work.chmod(0o755)
     body = work / "body.json"
-    body.write_text(json.dumps(BODY))
-    results: dict[str, Any] = {"machine": machine(), "latency_ms": args.latency_ms, "targets": {}}
+    body.write_text(json.dumps({**BODY, "stream": True} if args.stream else BODY))
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "latency_ms": args.latency_ms,
+        "stream": args.stream,
+        "command": " ".join(["bench/compare.py", *sys.argv[1:]]),
+        "load_average": os.getloadavg(),
+        "targets": {},
+    }
 
     with ExitStack() as stack:
         upstream = start_upstream(stack, work, args.latency_ms)
@@ -305,16 +316,19 @@ def main() -> int:
             print(f"== {target.name}", flush=True)
             per_rate: list[dict[str, Any]] = []
             for rate in rates:
-                r = run_load(loadgen, target, body, rate=rate, seconds=args.seconds)
+                r = run_load(loadgen, target, body, rate=rate, seconds=args.seconds, stream=args.stream)
                 per_rate.append(r)
                 print(
                     f"  {rate:>6.0f}/s  ok={r['ok']:<6} p50={r['latency_ms'].get('p50')} "
-                    f"p99={r['latency_ms'].get('p99')} ms",
+                    f"p99={r['latency_ms'].get('p99')} ms"
+                    + (
+                        f" ttft p50={r['ttft_ms'].get('p50')} p99={r['ttft_ms'].get('p99')}" if r.get("ttft_ms") else ""
+                    ),
                     flush=True,
                 )
                 if not healthy(r, rate):
                     break
-            peak = run_load(loadgen, target, body, rate=None, seconds=args.seconds)
+            peak = run_load(loadgen, target, body, rate=None, seconds=args.seconds, stream=args.stream)
             print(f"  max: {peak['achieved_rps']:.0f}/s (50 clients)", flush=True)
             results["targets"][target.name] = {
                 "rates": per_rate,
@@ -347,9 +361,13 @@ def machine() -> dict[str, str]:
 def render(results: dict[str, Any]) -> str:
     t = results["targets"]
     direct = {r["target_rate"]: r for r in t.get("direct", {}).get("rates", [])}
+    la = results.get("load_average")
     lines = [
-        "| target | rate/s | ok/s | p50 ms | p99 ms | added p50 ms | added p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        f"`{results.get('command', '')}` — {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+        f"upstream latency {results['latency_ms']} ms, load average at start " + (f"{la[0]:.2f}" if la else "?"),
+        "",
+        "| target | rate/s | ok/s | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFT p50 / p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, data in t.items():
         for r in data["rates"]:
@@ -359,9 +377,10 @@ def render(results: dict[str, Any]) -> str:
             if d and name != "direct" and lat and d["latency_ms"]:
                 add50 = f"{lat['p50'] - d['latency_ms']['p50']:.2f}"
                 add99 = f"{lat['p99'] - d['latency_ms']['p99']:.2f}"
+            ttft = r.get("ttft_ms") or {}
             lines.append(
                 f"| {name} | {r['target_rate']:.0f} | {r['achieved_rps']:.0f} | {lat.get('p50', '—')} | "
-                f"{lat.get('p99', '—')} | {add50} | {add99} |"
+                f"{lat.get('p99', '—')} | {add50} | {add99} | {ttft.get('p50', '—')} / {ttft.get('p99', '—')} |"
             )
     lines += ["", "| target | max throughput (50 clients) | RSS MB (now / peak) |", "|---|---|---|"]
     for name, data in t.items():
@@ -374,6 +393,7 @@ def render(results: dict[str, Any]) -> str:
         o = t.get(other, {}).get("max", {}).get("achieved_rps")
         if aw and o:
             lines.append(f"\nAgentWatch / {other} max throughput: {aw / o:.2f}x")
+    lines.append(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return "\n".join(lines)
 
 
