@@ -221,7 +221,15 @@ def agentwatch_env(bootstrap: str, port: int, upstream: str, work: Path, prefix:
     }
 
 
-def start_agentwatch(stack: ExitStack, work: Path, upstream: str, prefix: str | None = None) -> Target:
+def start_agentwatch(
+    stack: ExitStack,
+    work: Path,
+    upstream: str,
+    prefix: str | None = None,
+    *,
+    exe: str = AGENTWATCH,
+    name: str = "agentwatch",
+) -> Target:
     """One gateway process, budgets and event emission on. The budget workers' topics are
     created (the sessions changelog empty, or as filled by the caller) so that the gateway's
     replica is ready and its strict-mode client connected, and every call with a session id
@@ -236,9 +244,9 @@ def start_agentwatch(stack: ExitStack, work: Path, upstream: str, prefix: str | 
     asyncio.run(ensure_topics(bootstrap, [topics.calls, topics.reservations, topics.reservation_decisions]))
     port = localstack.free_port()
     env = agentwatch_env(bootstrap, port, upstream, work, prefix)
-    p = stack.enter_context(process("agentwatch", [AGENTWATCH, "gateway"], env, port, work))
+    p = stack.enter_context(process(name, [exe, "gateway"], env, port, work))
     return Target(
-        "agentwatch",
+        name,
         f"http://127.0.0.1:{port}/v1/proxy/openai/chat/completions",
         ["Authorization: Bearer bench-token", "Content-Type: application/json"],
         vary_header="X-AgentWatch-Session-Id: bench-session-%d",
@@ -283,6 +291,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
     parser.add_argument("--targets", default="direct,bare,agentwatch,litellm")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        metavar="AGENTWATCH_EXE",
+        help="also run this agentwatch executable (e.g. another checkout's .venv/bin/agentwatch) as "
+        "target 'baseline', for before/after figures in the same run",
+    )
     parser.add_argument("--stream", action="store_true", help="streamed chat completions: time to first byte and total")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r]
@@ -311,6 +325,8 @@ def main() -> int:
             "litellm": lambda: start_litellm(stack, work, upstream),
         }
         targets = [starters[name]() for name in wanted]
+        if args.baseline:
+            targets.append(start_agentwatch(stack, work, upstream, exe=args.baseline, name="baseline"))
 
         for target in targets:
             print(f"== {target.name}", flush=True)
