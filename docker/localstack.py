@@ -372,6 +372,7 @@ SERVICES: tuple[Service, ...] = (
     Service("notifier", ("notifier",)),
     Service("budget", ("budget",), port_env="AGENTWATCH_BUDGET_WEB_PORT", default_port=6066),
     Service("sink", ("sink",), port_env="AGENTWATCH_SINK_PORT", default_port=8090),
+    Service("risk-scan", ("risk-scan",)),
 )
 
 

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sink": ("services.sink.service", "run the sink: Kafka events into PostgreSQL and ClickHouse"),
     "query": ("services.sink.query_cli", "run read-only SQL against the analytics store (ClickHouse)"),
     "report": ("services.sink.report_cli", "run a ready-made analytics query (--list names them)"),
+    "risk-scan": ("services.anomaly.risk.cli", "scan captured payloads for PII and secrets; publish findings"),
 }
 
 

@@ -115,6 +115,8 @@ class PayloadCaptured(_Event, tag="payload_captured", kw_only=True, frozen=True)
     request_body: str
     response_body: str | None = None
     truncated: bool = False
+    # True on the copy the risk scanner publishes to ``payloads_redacted``.
+    redacted: bool = False
 
 
 class Alert(_Event, tag="alert", kw_only=True, frozen=True):

@@ -63,7 +63,13 @@ def create_app(settings: GatewaySettings, admission: Admission | None = None) ->
     app[keys.ITERATIONS] = IterationCounter()
     app[keys.GATEWAY_ID] = settings.gateway_id or f"{socket.gethostname()}:{os.getpid()}"
     budget = budget_ctx.install(app, settings)
-    app[keys.ADMISSION] = admission or budget
+    inner: Admission = admission or budget
+    if any(p.secret_guard for p in settings.tenant_policies.values()):
+        # Loaded only when a tenant turns the guard on: the scanner stays off everyone else's path.
+        from services.gateway.secret_guard import SecretGuardAdmission
+
+        inner = SecretGuardAdmission(inner, settings)
+    app[keys.ADMISSION] = inner
     # The emitter starts first and stops last, so calls finishing during shutdown are recorded.
     app.cleanup_ctx.append(_emitter_ctx)
     app.cleanup_ctx.append(_upstreams_ctx)
