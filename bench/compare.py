@@ -4,6 +4,7 @@ One command, one run, one fake upstream (its own process) for every target:
 
     .venv/bin/python bench/compare.py [--latency-ms 0] [--rates 50,100,250,500,1000,2000]
                                       [--seconds 8] [--targets direct,bare,agentwatch,litellm]
+                                      [--stream] [--baseline OTHER/.venv/bin/agentwatch]
 
 For each target it measures open-loop latency at each fixed rate (bench/loadgen, latency from
 the scheduled send time) and the maximum sustained throughput with 50 concurrent clients,
