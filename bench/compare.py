@@ -447,10 +447,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         return
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, data in results["targets"].items():
-        xs = [r["achieved_rps"] for r in data["rates"] if r["latency_ms"]]
+        xs = [r["target_rate"] for r in data["rates"] if r["latency_ms"]]
         ys = [r["latency_ms"]["p99"] for r in data["rates"] if r["latency_ms"]]
         ax.plot(xs, ys, marker="o", label=name)
-    ax.set_xlabel("throughput (requests/s)")
+    ax.set_xlabel("offered rate (requests/s, open loop)")
     ax.set_ylabel("p99 latency (ms)")
     ax.set_yscale("log")
     ax.set_title(f"p99 latency vs rate (upstream latency {results['latency_ms']} ms)")
