@@ -33,12 +33,18 @@ class SessionReplica:
         *,
         listener: Listener | None = None,
         poll_ms: int = 50,
+        fetch_wait_ms: int = 20,
         retry_s: float = 0.5,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._topic = topic
         self._listener = listener
         self._poll_ms = poll_ms
+        # aiokafka keeps one fetch in flight per broker and leaves out of it the partitions
+        # whose records are still buffered; once applied, they wait for that fetch to return,
+        # which the broker holds up to this long when its partitions are idle. Short, so a
+        # session's update is not parked behind quiet partitions.
+        self._fetch_wait_ms = fetch_wait_ms
         self._retry_s = retry_s
         self._states: dict[bytes, SessionState] = {}
         self._targets: dict[TopicPartition, int] | None = None
@@ -110,7 +116,7 @@ class SessionReplica:
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                fetch_max_wait_ms=self._poll_ms,
+                fetch_max_wait_ms=self._fetch_wait_ms,
             )
             try:
                 await consumer.start()
