@@ -2,8 +2,9 @@
 
 One command, one run, one fake upstream (its own process) for every target:
 
-    .venv/bin/python bench/compare.py [--latency-ms 0] [--rates 100,250,500,1000,2000]
+    .venv/bin/python bench/compare.py [--latency-ms 0] [--rates 50,100,250,500,1000,2000]
                                       [--seconds 8] [--targets direct,bare,agentwatch,litellm]
+                                      [--stream] [--baseline OTHER/.venv/bin/agentwatch]
 
 For each target it measures open-loop latency at each fixed rate (bench/loadgen, latency from
 the scheduled send time) and the maximum sustained throughput with 50 concurrent clients,
@@ -19,6 +20,7 @@ here is stopped by PID at the end.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +38,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docker"))
 import localstack  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from services.common.session_state import changelog_topic  # noqa: E402
+from services.common.topics import Topics, ensure_topics  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 AGENTWATCH = str(ROOT / ".venv" / "bin" / "agentwatch")
@@ -123,7 +130,15 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 def run_load(
-    loadgen: Path, target: Target, body: Path, *, rate: float | None, seconds: float, connections: int = 50
+    loadgen: Path,
+    target: Target,
+    body: Path,
+    *,
+    rate: float | None,
+    seconds: float,
+    connections: int = 50,
+    vary_count: int = 1000,
+    stream: bool = False,
 ) -> dict[str, Any]:
     args = [
         str(loadgen),
@@ -138,14 +153,16 @@ def run_load(
         "-warmup",
         "1s",
         "-timeout",
-        "10s",
+        "30s",
     ]
     if rate:
         args += ["-rate", str(rate)]
+    if stream:
+        args.append("-stream")
     for h in target.headers:
         args += ["-H", h]
     if target.vary_header:
-        args += ["-vary-header", target.vary_header, "-vary-count", "1000"]
+        args += ["-vary-header", target.vary_header, "-vary-count", str(vary_count)]
     r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"loadgen failed for {target.name}: {r.stderr.strip()}")
@@ -153,18 +170,156 @@ def run_load(
     return result
 
 
+def settle(target: Target, body: Path, within_s: float = 120.0) -> None:
+    """Wait until a target overloaded by the previous measurement has worked off its backlog
+    (a proxy keeps serving requests whose clients timed out), so the next one starts clean."""
+    headers = dict(h.split(": ", 1) for h in target.headers)
+    if target.vary_header:
+        name, fmt = target.vary_header.split(": ", 1)
+        headers[name] = fmt % 0
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        try:
+            req = urllib.request.Request(target.url, data=body.read_bytes(), headers=headers)
+            urllib.request.urlopen(req, timeout=30).read()
+        except OSError:
+            pass
+        if time.monotonic() - t0 < 0.5:
+            return
+        time.sleep(1.0)
+
+
 def healthy(result: dict[str, Any], rate: float) -> bool:
     """A rate the target sustains: nearly everything answered OK and on schedule."""
     return result["ok"] >= 0.97 * rate * result["duration_s"] and result["latency_ms"].get("p99", 1e9) < 1000
 
 
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AGENTWATCH_", "OPENAI", "ANTHROPIC"))}
+
+
+def start_upstream(stack: ExitStack, work: Path, latency_ms: float) -> str:
+    port = localstack.free_port()
+    args = [PY, "-m", "tests.fakes.upstream", "--port", str(port), "--latency-ms", str(latency_ms), "--no-record"]
+    stack.enter_context(process("upstream", args, _base_env(), port, work))
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def direct_target(upstream: str) -> Target:
+    return Target(
+        "direct", f"{upstream}/chat/completions", ["Authorization: Bearer sk-direct", "Content-Type: application/json"]
+    )
+
+
+def start_bare(stack: ExitStack, work: Path, upstream: str) -> Target:
+    port = localstack.free_port()
+    args = [PY, str(ROOT / "bench" / "bare_proxy.py"), "--port", str(port), "--upstream", upstream]
+    p = stack.enter_context(process("bare", args, _base_env(), port, work))
+    return Target("bare", f"http://127.0.0.1:{port}/chat/completions", ["Content-Type: application/json"], pid=p.pid)
+
+
+def kafka_bootstrap(stack: ExitStack, work: Path) -> str:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        return bootstrap
+    kafka = localstack.Kafka(work / "kafka", port=localstack.free_port(), controller_port=localstack.free_port())
+    kafka.start()
+    stack.callback(kafka.stop)
+    return kafka.bootstrap
+
+
+def agentwatch_env(bootstrap: str, port: int, upstream: str, work: Path, prefix: str) -> dict[str, str]:
+    return {
+        **_base_env(),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "AGENTWATCH_PORT": str(port),
+        "AGENTWATCH_OPENAI_BASE_URL": upstream,
+        "OPENAI_API_KEY": "sk-bench-provider",
+        "TENANT_TOKEN_MAP": json.dumps({"bench-token": "bench"}),
+        "AGENTWATCH_TOPIC_PREFIX": prefix,
+        "AGENTWATCH_SPOOL_DIR": str(work / "spool"),
+        "AGENTWATCH_TENANT_POLICIES": json.dumps({"bench": {"default_budget_usd": "1000000"}}),
+    }
+
+
+def start_agentwatch(
+    stack: ExitStack,
+    work: Path,
+    upstream: str,
+    prefix: str | None = None,
+    *,
+    exe: str = AGENTWATCH,
+    name: str = "agentwatch",
+) -> Target:
+    """One gateway process, budgets and event emission on. The budget workers' topics are
+    created (the sessions changelog empty, or as filled by the caller) so that the gateway's
+    replica is ready and its strict-mode client connected, and every call with a session id
+    goes through the budget ledger, as in production; the budget workers themselves run
+    elsewhere and are not part of the gateway's cost."""
+    bootstrap = kafka_bootstrap(stack, work)
+    prefix = prefix or f"bench{int(time.time())}."
+    topics = Topics.with_prefix(prefix)
+    asyncio.run(
+        ensure_topics(bootstrap, [changelog_topic(prefix)], partitions=12, configs={"cleanup.policy": "compact"})
+    )
+    asyncio.run(ensure_topics(bootstrap, [topics.calls, topics.reservations, topics.reservation_decisions]))
+    port = localstack.free_port()
+    env = agentwatch_env(bootstrap, port, upstream, work, prefix)
+    p = stack.enter_context(process(name, [exe, "gateway"], env, port, work))
+    return Target(
+        name,
+        f"http://127.0.0.1:{port}/v1/proxy/openai/chat/completions",
+        ["Authorization: Bearer bench-token", "Content-Type: application/json"],
+        vary_header="X-AgentWatch-Session-Id: bench-session-%d",
+        pid=p.pid,
+    )
+
+
+def start_litellm(stack: ExitStack, work: Path, upstream: str) -> Target:
+    exe = ensure_litellm()
+    port = localstack.free_port()
+    cfg = work / "litellm.yaml"
+    cfg.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: {upstream}\n"
+        "      api_key: sk-bench-provider\n"
+        "litellm_settings:\n  telemetry: false\n  turn_off_message_logging: true\n"
+    )
+    env = {
+        **_base_env(),
+        "LITELLM_MASTER_KEY": "sk-litellm-master",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "DISABLE_SCHEMA_UPDATE": "true",
+    }
+    args = [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    p = stack.enter_context(process("litellm", args, env, port, work))
+    return Target(
+        "litellm",
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        ["Authorization: Bearer sk-litellm-master", "Content-Type: application/json"],
+        pid=p.pid,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="the fake upstream's latency")
-    parser.add_argument("--rates", default="100,250,500,1000,2000")
+    parser.add_argument("--rates", default="50,100,250,500,1000,2000")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
     parser.add_argument("--targets", default="direct,bare,agentwatch,litellm")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        metavar="AGENTWATCH_EXE",
+        help="also run this agentwatch executable (e.g. another checkout's .venv/bin/agentwatch) as "
+        "target 'baseline', for before/after figures in the same run",
+    )
+    parser.add_argument("--stream", action="store_true", help="streamed chat completions: time to first byte and total")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r]
     wanted = [t for t in args.targets.split(",") if t]
@@ -173,139 +328,46 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="aw-bench-"))
     work.chmod(0o755)
     body = work / "body.json"
-    body.write_text(json.dumps(BODY))
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTWATCH_", "OPENAI", "ANTHROPIC"))}
-    results: dict[str, Any] = {"machine": machine(), "latency_ms": args.latency_ms, "targets": {}}
+    body.write_text(json.dumps({**BODY, "stream": True} if args.stream else BODY))
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "latency_ms": args.latency_ms,
+        "stream": args.stream,
+        "command": " ".join(["bench/compare.py", *sys.argv[1:]]),
+        "load_average": os.getloadavg(),
+        "targets": {},
+    }
 
     with ExitStack() as stack:
-        up_port = localstack.free_port()
-        stack.enter_context(
-            process(
-                "upstream",
-                [
-                    PY,
-                    "-m",
-                    "tests.fakes.upstream",
-                    "--port",
-                    str(up_port),
-                    "--latency-ms",
-                    str(args.latency_ms),
-                    "--no-record",
-                ],
-                base_env,
-                up_port,
-                work,
-            )
-        )
-        upstream = f"http://127.0.0.1:{up_port}/v1"
-        targets: list[Target] = []
-        if "direct" in wanted:
-            targets.append(
-                Target(
-                    "direct",
-                    f"{upstream}/chat/completions",
-                    ["Authorization: Bearer sk-direct", "Content-Type: application/json"],
-                )
-            )
-        if "bare" in wanted:
-            port = localstack.free_port()
-            p = stack.enter_context(
-                process(
-                    "bare",
-                    [PY, str(ROOT / "bench" / "bare_proxy.py"), "--port", str(port), "--upstream", upstream],
-                    base_env,
-                    port,
-                    work,
-                )
-            )
-            targets.append(
-                Target(
-                    "bare", f"http://127.0.0.1:{port}/chat/completions", ["Content-Type: application/json"], pid=p.pid
-                )
-            )
-        if "agentwatch" in wanted:
-            bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-            if not bootstrap:
-                kafka = localstack.Kafka(
-                    work / "kafka", port=localstack.free_port(), controller_port=localstack.free_port()
-                )
-                kafka.start()
-                stack.callback(kafka.stop)
-                bootstrap = kafka.bootstrap
-            port = localstack.free_port()
-            env = {
-                **base_env,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "AGENTWATCH_PORT": str(port),
-                "AGENTWATCH_OPENAI_BASE_URL": upstream,
-                "OPENAI_API_KEY": "sk-bench-provider",
-                "TENANT_TOKEN_MAP": json.dumps({"bench-token": "bench"}),
-                "AGENTWATCH_TOPIC_PREFIX": f"bench{int(time.time())}.",
-                "AGENTWATCH_SPOOL_DIR": str(work / "spool"),
-                "AGENTWATCH_TENANT_POLICIES": json.dumps({"bench": {"default_budget_usd": "1000000"}}),
-            }
-            p = stack.enter_context(process("agentwatch", [AGENTWATCH, "gateway"], env, port, work))
-            targets.append(
-                Target(
-                    "agentwatch",
-                    f"http://127.0.0.1:{port}/v1/proxy/openai/chat/completions",
-                    ["Authorization: Bearer bench-token", "Content-Type: application/json"],
-                    vary_header="X-AgentWatch-Session-Id: bench-session-%d",
-                    pid=p.pid,
-                )
-            )
-        if "litellm" in wanted:
-            exe = ensure_litellm()
-            port = localstack.free_port()
-            cfg = work / "litellm.yaml"
-            cfg.write_text(
-                "model_list:\n"
-                f"  - model_name: {MODEL}\n"
-                "    litellm_params:\n"
-                f"      model: openai/{MODEL}\n"
-                f"      api_base: {upstream}\n"
-                "      api_key: sk-bench-provider\n"
-                "litellm_settings:\n  telemetry: false\n  turn_off_message_logging: true\n"
-            )
-            env = {
-                **base_env,
-                "LITELLM_MASTER_KEY": "sk-litellm-master",
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                "LITELLM_LOG": "ERROR",
-                "DISABLE_SCHEMA_UPDATE": "true",
-            }
-            p = stack.enter_context(
-                process(
-                    "litellm",
-                    [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
-                    env,
-                    port,
-                    work,
-                )
-            )
-            targets.append(
-                Target(
-                    "litellm",
-                    f"http://127.0.0.1:{port}/v1/chat/completions",
-                    ["Authorization: Bearer sk-litellm-master", "Content-Type: application/json"],
-                    pid=p.pid,
-                )
-            )
+        upstream = start_upstream(stack, work, args.latency_ms)
+        starters = {
+            "direct": lambda: direct_target(upstream),
+            "bare": lambda: start_bare(stack, work, upstream),
+            "agentwatch": lambda: start_agentwatch(stack, work, upstream),
+            "litellm": lambda: start_litellm(stack, work, upstream),
+        }
+        targets = [starters[name]() for name in wanted]
+        if args.baseline:
+            targets.append(start_agentwatch(stack, work, upstream, exe=args.baseline, name="baseline"))
 
         for target in targets:
             print(f"== {target.name}", flush=True)
             per_rate: list[dict[str, Any]] = []
             for rate in rates:
-                r = run_load(loadgen, target, body, rate=rate, seconds=args.seconds)
+                r = run_load(loadgen, target, body, rate=rate, seconds=args.seconds, stream=args.stream)
                 per_rate.append(r)
                 print(
                     f"  {rate:>6.0f}/s  ok={r['ok']:<6} p50={r['latency_ms'].get('p50')} "
-                    f"p99={r['latency_ms'].get('p99')} ms",
+                    f"p99={r['latency_ms'].get('p99')} ms"
+                    + (
+                        f" ttft p50={r['ttft_ms'].get('p50')} p99={r['ttft_ms'].get('p99')}" if r.get("ttft_ms") else ""
+                    ),
                     flush=True,
                 )
                 if not healthy(r, rate):
+                    settle(target, body)
                     break
-            peak = run_load(loadgen, target, body, rate=None, seconds=args.seconds)
+            peak = run_load(loadgen, target, body, rate=None, seconds=args.seconds, stream=args.stream)
             print(f"  max: {peak['achieved_rps']:.0f}/s (50 clients)", flush=True)
             results["targets"][target.name] = {
                 "rates": per_rate,
@@ -338,9 +400,13 @@ def machine() -> dict[str, str]:
 def render(results: dict[str, Any]) -> str:
     t = results["targets"]
     direct = {r["target_rate"]: r for r in t.get("direct", {}).get("rates", [])}
+    la = results.get("load_average")
     lines = [
-        "| target | rate/s | ok/s | p50 ms | p99 ms | added p50 ms | added p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        f"`{results.get('command', '')}` — {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+        f"upstream latency {results['latency_ms']} ms, load average at start " + (f"{la[0]:.2f}" if la else "?"),
+        "",
+        "| target | rate/s | ok/s | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFT p50 / p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, data in t.items():
         for r in data["rates"]:
@@ -350,9 +416,10 @@ def render(results: dict[str, Any]) -> str:
             if d and name != "direct" and lat and d["latency_ms"]:
                 add50 = f"{lat['p50'] - d['latency_ms']['p50']:.2f}"
                 add99 = f"{lat['p99'] - d['latency_ms']['p99']:.2f}"
+            ttft = r.get("ttft_ms") or {}
             lines.append(
                 f"| {name} | {r['target_rate']:.0f} | {r['achieved_rps']:.0f} | {lat.get('p50', '—')} | "
-                f"{lat.get('p99', '—')} | {add50} | {add99} |"
+                f"{lat.get('p99', '—')} | {add50} | {add99} | {ttft.get('p50', '—')} / {ttft.get('p99', '—')} |"
             )
     lines += ["", "| target | max throughput (50 clients) | RSS MB (now / peak) |", "|---|---|---|"]
     for name, data in t.items():
@@ -365,6 +432,7 @@ def render(results: dict[str, Any]) -> str:
         o = t.get(other, {}).get("max", {}).get("achieved_rps")
         if aw and o:
             lines.append(f"\nAgentWatch / {other} max throughput: {aw / o:.2f}x")
+    lines.append(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return "\n".join(lines)
 
 
@@ -379,10 +447,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         return
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, data in results["targets"].items():
-        xs = [r["achieved_rps"] for r in data["rates"] if r["latency_ms"]]
+        xs = [r["target_rate"] for r in data["rates"] if r["latency_ms"]]
         ys = [r["latency_ms"]["p99"] for r in data["rates"] if r["latency_ms"]]
         ax.plot(xs, ys, marker="o", label=name)
-    ax.set_xlabel("throughput (requests/s)")
+    ax.set_xlabel("offered rate (requests/s, open loop)")
     ax.set_ylabel("p99 latency (ms)")
     ax.set_yscale("log")
     ax.set_title(f"p99 latency vs rate (upstream latency {results['latency_ms']} ms)")

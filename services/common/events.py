@@ -10,7 +10,7 @@ default so that a newer consumer keeps reading old events (see the recorded samp
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -28,8 +28,10 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    """A random, sortable-enough id for events, calls and alerts (UUID4 hex)."""
-    return uuid.uuid4().hex
+    """A random id for events, calls and alerts: 128 bits from the OS CSPRNG as 32 hex digits
+    (the shape of a UUID4 hex). Built directly rather than via ``uuid.uuid4().hex``, which
+    costs six times as much, and the gateway makes three per call."""
+    return os.urandom(16).hex()
 
 
 class _Event(msgspec.Struct, kw_only=True, frozen=True, tag_field="type", omit_defaults=False):

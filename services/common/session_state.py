@@ -40,7 +40,7 @@ def changelog_topic(topic_prefix: str) -> str:
     return f"{budget_app_id(topic_prefix)}-{SESSIONS_TABLE}-changelog"
 
 
-# gc=False: a gateway holds one per session (100,000s), and the cyclic GC walking them all
+# gc=False: gateways and workers hold many of them, and the cyclic GC walking them all
 # showed up as milliseconds in budget-check's tail. A state holds no references back to
 # itself (scalars, a dict of Decimals, a list of str), so it cannot be part of a cycle.
 class SessionState(msgspec.Struct, kw_only=True, gc=False):

@@ -60,7 +60,9 @@ class _BudgetCollector(Collector):
 
 def install(app: web.Application, settings: GatewaySettings) -> BudgetAdmission:
     topics = app[keys.TOPICS]
-    replica = SessionReplica(settings.kafka_bootstrap_servers, changelog_topic(settings.topic_prefix))
+    replica = SessionReplica(
+        settings.kafka_bootstrap_servers, changelog_topic(settings.topic_prefix), admission_fields_only=True
+    )
     ledger = BudgetLedger(replica, stale_after_s=settings.budget_stale_after_s)
     sender = BrokerSender()
     strict = StrictReservations(

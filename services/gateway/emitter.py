@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from services.common.events import Event, encode
 from services.common.topics import ensure_topics
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 _BATCH = 2000
 _DROP_LOG_INTERVAL_S = 10.0
+_PARTITION_CACHE_SIZE = 100_000
+_PARTITIONER = DefaultPartitioner()
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
 
@@ -63,7 +67,12 @@ class Emitter:
         self._wake = asyncio.Event()
         self._trouble = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        self._partition_cache: dict[tuple[str, bytes], int] = {}
         self._down = True
+        # True while a live producer replays the spool; the sender holds new records meanwhile.
+        self._draining = False
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._last_drop_log = 0.0
@@ -88,8 +97,12 @@ class Emitter:
 
     def emit_raw(self, record: Record) -> None:
         if len(self._queue) >= self._queue_size:
-            # The sender is far behind (broker slow or down): keep memory bounded.
-            self._to_spool([record])
+            # The sender is far behind (broker slow or down, or the spool being replayed): keep
+            # memory bounded, and spool what waits before this record so that order is kept.
+            self._queue.append(record)
+            waiting = list(self._queue)
+            self._queue.clear()
+            self._to_spool(waiting)
             return
         self._queue.append(record)
         self._wake.set()
@@ -138,23 +151,59 @@ class Emitter:
                 self._last_drop_log = now
                 self._dropped_since_log = 0
 
+    async def _partition(self, producer: AIOKafkaProducer, rec: Record) -> int:
+        """The partition ``send()`` would pick (murmur2 of the key), cached per key: the pure
+        Python murmur2 costs more than the rest of an append."""
+        cache_key = (rec.topic, rec.key)
+        found = self._partition_cache.get(cache_key)
+        if found is not None:
+            return found
+        partitions = sorted(await producer.partitions_for(rec.topic))
+        part: int = _PARTITIONER(rec.key, partitions, partitions)
+        if len(self._partition_cache) >= _PARTITION_CACHE_SIZE:
+            self._partition_cache.clear()
+        self._partition_cache[cache_key] = part
+        return part
+
     async def _send(self, producer: AIOKafkaProducer, batch: list[Record]) -> list[Record]:
-        """Send in order; returns the records that were not acknowledged, in order."""
-        futures: list[asyncio.Future[object]] = []
+        """Send in order; returns the records that were not acknowledged, in order.
+
+        Records are packed into one producer batch per partition (``send_batch``) rather than
+        sent one by one: a ``send()`` per record costs a coroutine, a partitioner call and a
+        future each, which at thousands of events a second was the gateway's largest own cost.
+        Per-partition order is kept: a partition's batches are submitted in record order."""
+        submitted: list[tuple[list[int], asyncio.Future[object]]] = []
+        open_batches: dict[tuple[str, int], tuple[BatchBuilder, list[int]]] = {}
         try:
             async with asyncio.timeout(self._timeout):
-                for rec in batch:
-                    futures.append(await producer.send(rec.topic, rec.value, key=rec.key))
+                for i, rec in enumerate(batch):
+                    tp = (rec.topic, await self._partition(producer, rec))
+                    entry = open_batches.get(tp)
+                    if entry is None:
+                        entry = open_batches[tp] = (producer.create_batch(), [])
+                    if entry[0].append(key=rec.key, value=rec.value, timestamp=None) is None:
+                        # Full: submit it; an empty builder always takes one record.
+                        submitted.append((entry[1], await producer.send_batch(entry[0], tp[0], partition=tp[1])))
+                        entry = open_batches[tp] = (producer.create_batch(), [])
+                        entry[0].append(key=rec.key, value=rec.value, timestamp=None)
+                    entry[1].append(i)
+                for tp, (builder, indexes) in list(open_batches.items()):
+                    del open_batches[tp]
+                    submitted.append((indexes, await producer.send_batch(builder, tp[0], partition=tp[1])))
         except (KafkaError, TimeoutError, OSError):
             pass
+        futures = [f for _, f in submitted]
         results: list[object] = []
         try:
             async with asyncio.timeout(self._timeout * 2):
                 results = list(await asyncio.gather(*futures, return_exceptions=True))
         except TimeoutError:
             results = [f.exception() if f.done() and not f.cancelled() else TimeoutError() for f in futures]
-        failed = [batch[i] for i, r in enumerate(results) if isinstance(r, BaseException)]
-        failed.extend(batch[len(futures) :])
+        acked: set[int] = set()
+        for (indexes, _), r in zip(submitted, results, strict=True):
+            if not isinstance(r, BaseException):
+                acked.update(indexes)
+        failed = [rec for i, rec in enumerate(batch) if i not in acked]
         self._metrics.events_sent.inc(len(batch) - len(failed))
         return failed
 
@@ -164,11 +213,23 @@ class Emitter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self._draining:
+                # The supervisor is replaying the spool to a live broker: newer records wait
+                # here rather than join the spool, or under steady traffic the spool would
+                # never empty and every event would go through the disk.
+                await self._drained.wait()
+                continue
             n = min(len(self._queue), _BATCH)
             batch = [self._queue.popleft() for _ in range(n)]
             producer = self._producer
-            if producer is None or self._down or not self._spool.empty():
+            if producer is None or self._down:
                 self._to_spool(batch)
+                continue
+            if not self._spool.empty():
+                # Records overflowed to the spool while the broker was up: they go first.
+                self._queue.extendleft(reversed(batch))
+                self._set_draining(True)
+                self._trouble.set()
                 continue
             failed = await self._send(producer, batch)
             if failed:
@@ -177,6 +238,13 @@ class Emitter:
                 self._mark_down()
                 self._to_spool(failed)
 
+    def _set_draining(self, draining: bool) -> None:
+        self._draining = draining
+        if draining:
+            self._drained.clear()
+        else:
+            self._drained.set()
+
     def _mark_down(self) -> None:
         self._down = True
         self._metrics.broker_up.set(0)
@@ -184,6 +252,7 @@ class Emitter:
 
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
+        self._partition_cache.clear()
         if producer is not None:
             await self._stop_quietly(producer)
 
@@ -245,16 +314,21 @@ class Emitter:
                     continue
                 backoff = 0.2
             if not self._spool.empty():
+                self._set_draining(True)
                 if not await self._replay(self._producer):
+                    # Broker gone again: the sender spools what waited (after the spool, in order).
+                    self._set_draining(False)
                     await self._drop_producer()
                 continue
             # Spool empty and no await since the check: the sender may write straight to Kafka.
             if self._down:
                 log.info("Kafka reachable: events go straight to the broker")
             self._down = False
+            self._set_draining(False)
             self._trouble.clear()
             self._metrics.broker_up.set(1)
             self._wake.set()
             await self._trouble.wait()
-            # A fresh producer after an outage: no idempotence state from failed batches.
-            await self._drop_producer()
+            if self._down:
+                # A fresh producer after an outage: no idempotence state from failed batches.
+                await self._drop_producer()

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from genai_prices import Usage, calc_price
+from services.gateway.pricing import context_window_of, cost_of
+from services.gateway.usage import Usage
 
 CHARS_PER_TOKEN = 3
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -62,11 +63,9 @@ def requested_output_ceiling(body: dict[str, Any]) -> int | None:
 
 
 def price(provider: str, model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
-    try:
-        calc = calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens), model, provider_id=provider)
-    except LookupError:
-        return None
-    return Decimal(calc.total_price)
+    # The pricing module's resolved per-model rates: calc_price itself costs most of a
+    # millisecond, and this runs before every call with a session.
+    return cost_of(provider, Usage(input_tokens=input_tokens, output_tokens=output_tokens, model=model))
 
 
 def worst_case(provider: str, body: dict[str, Any]) -> Estimate:
@@ -82,9 +81,4 @@ def worst_case(provider: str, body: dict[str, Any]) -> Estimate:
 
 
 def _context_window(provider: str, model: str) -> int | None:
-    try:
-        calc = calc_price(Usage(input_tokens=0, output_tokens=0), model, provider_id=provider)
-    except LookupError:
-        return None
-    window = calc.model.context_window
-    return window if isinstance(window, int) else None
+    return context_window_of(provider, model)

@@ -36,6 +36,7 @@ class _Rates:
     per_request: Decimal
     # Linear rates hold below this many input tokens (tiered prices); None: no tiers.
     linear_below: int | None
+    context_window: int | None = None
 
 
 def _base(price: object) -> tuple[Decimal | None, int | None]:
@@ -64,6 +65,7 @@ def _resolve(provider: str, model: str) -> _Rates | None:
         parts[3][0],
         per_request / _KILO if isinstance(per_request, Decimal) else Decimal(0),
         min(limits) if limits else None,
+        info.context_window if isinstance(info.context_window, int) else None,
     )
 
 
@@ -138,3 +140,8 @@ _DEFAULT_BOOK = PriceBook()
 
 def cost_of(provider: str, usage: Usage, book: PriceBook = _DEFAULT_BOOK) -> Decimal | None:
     return book.cost(provider, usage)
+
+
+def context_window_of(provider: str, model: str, book: PriceBook = _DEFAULT_BOOK) -> int | None:
+    r = book.rates(provider, model)
+    return r.context_window if r is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 
 import uvloop
@@ -12,6 +13,8 @@ from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 
 log = logging.getLogger(__name__)
+
+_GC_GEN0_THRESHOLD = 20_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +29,13 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update=overrides)
     logging.getLogger().setLevel(settings.log_level.upper())
     app = create_app(settings)
+    # Everything built so far (modules, settings, the app) lives as long as the process: keep
+    # it out of the collector's scans, and collect the young generation less often, since a
+    # call allocates hundreds of short-lived containers and almost never a cycle. This keeps
+    # collector pauses out of the call latency's tail.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_GEN0_THRESHOLD, 50, 100)
     log.info("gateway listening on http://%s:%d", settings.host, settings.port)
     web.run_app(
         app,

@@ -34,6 +34,8 @@ from services.common.events import (
 
 log = logging.getLogger(__name__)
 
+_TOPIC_POLL_MAX_S = 5.0
+
 # (topic, key, value) -> awaits the broker's acknowledgement
 Send = Callable[[str, bytes, bytes], Awaitable[None]]
 
@@ -160,6 +162,7 @@ class StrictReservations:
     async def _partitions(self) -> set[int]:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
         await admin.start()
+        wait = 0.5
         try:
             while True:
                 if self._decisions in await admin.list_topics():
@@ -167,6 +170,8 @@ class StrictReservations:
                         partitions = {p["partition"] for p in described["partitions"]}
                         if described["topic"] == self._decisions and partitions:
                             return partitions
-                await asyncio.sleep(0.5)
+                # Listing every topic is a large metadata response on a busy cluster: back off.
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, _TOPIC_POLL_MAX_S)
         finally:
             await admin.close()
