@@ -26,7 +26,7 @@ from aiohttp import ClientSession, web  # noqa: E402
 from aiohttp.test_utils import make_mocked_request  # noqa: E402
 
 from services.common.events import CallFinished, CallStarted  # noqa: E402
-from services.common.session_state import fold  # noqa: E402
+from services.common.session_state import encode_state, fold  # noqa: E402
 from services.gateway import keys  # noqa: E402
 from services.gateway.app import create_app  # noqa: E402
 from services.gateway.config import GatewaySettings  # noqa: E402
@@ -49,7 +49,7 @@ def fill(app: web.Application, sessions: int) -> None:
             )  # type: ignore[arg-type]
             state, _ = fold(state, CallFinished(**common, call_id=f"c{c}", status_code=200, cost_usd=Decimal("0.05")))  # type: ignore[arg-type]
         assert state is not None
-        replica._states[f"alpha/s{i}".encode()] = state
+        replica._states[f"alpha/s{i}".encode()] = encode_state(state)  # the replica keeps encoded states
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -33,6 +33,12 @@ from services.common.topics import Topics, ensure_topics  # noqa: E402
 from services.gateway.replica import SessionReplica  # noqa: E402
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -90,6 +96,8 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.2)
         lags.clear()
         total = int(args.rate * args.seconds)
+        load_before = os.getloadavg()[0]
+        cpu0 = cpu_seconds(worker.pid)
         t0 = time.monotonic()
         for i in range(total):
             session = f"s{i % args.sessions}"
@@ -108,10 +116,13 @@ async def main(args: argparse.Namespace) -> None:
         while sent_at and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         achieved = total / (time.monotonic() - t0)
+        worker_cpu = cpu_seconds(worker.pid) - cpu0
         print(
-            f"calls: {total} at {args.rate}/s target ({achieved:.0f}/s incl. drain), sessions: {args.sessions}, "
-            f"partitions: {args.partitions}"
+            f"calls: {total} at {args.rate}/s target = {2 * args.rate:.0f} events/s "
+            f"({achieved:.0f} calls/s incl. drain), sessions: {args.sessions}, partitions: {args.partitions}, "
+            f"load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}"
         )
+        print(f"worker CPU: {worker_cpu:.1f} s = {worker_cpu / (2 * total) * 1e6:.0f} µs per event")
         print(
             f"CallFinished -> replica lag ms: p50 {percentile(lags, 0.5):.1f}  p99 {percentile(lags, 0.99):.1f}  "
             f"max {max(lags):.1f}  (measured {len(lags)}, missing {len(sent_at)})"

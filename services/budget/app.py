@@ -14,6 +14,7 @@ from typing import Any
 import faust
 
 from services.budget.settings import BudgetSettings
+from services.budget.transport import ShortFetchApp
 from services.common.events import (
     CallFinished,
     CallStarted,
@@ -42,8 +43,9 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: BudgetSettings) -> faust.App:
     topics = Topics.from_settings(settings)
-    app = faust.App(
+    app = ShortFetchApp(
         budget_app_id(settings.topic_prefix),
+        fetch_max_wait_ms=settings.budget_fetch_max_wait_ms,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
         datadir=str(settings.budget_data_dir),
@@ -58,8 +60,8 @@ def create_app(settings: BudgetSettings) -> faust.App:
         # Also the app defaults: the conductor decodes with them, whatever the topic's schema says.
         key_serializer="raw",
         value_serializer="raw",
-        # Changelog writes batched over a few ms: one produce request per event made the
-        # broker round trip, not the fold, the limit (see bench/RESULTS.md).
+        # Changelog writes batched over a few ms: per-request costs, not the fold, set the
+        # worker's throughput (see bench/RESULTS.md).
         producer_linger=settings.budget_producer_linger_ms / 1000,
         broker_session_timeout=settings.budget_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.budget_session_timeout_s / 3),

@@ -19,4 +19,10 @@ class BudgetSettings(CommonSettings):
     # A worker that dies without leaving the group holds its partitions this long before the
     # others take them over; short enough that a SIGKILLed worker's sessions move on quickly.
     budget_session_timeout_s: float = Field(30.0, ge=6)
+    # Changelog records (and strict-mode decisions) wait this long to share a produce request.
+    # 20-25 ms cut the worker's CPU per event in one run and not in the next (bench/RESULTS.md);
+    # kept short since strict reservations wait this much longer for their decision.
     budget_producer_linger_ms: float = Field(5.0, ge=0)
+    # Longest a broker holds a fetch with no new records; see services/budget/transport.py
+    # for why it bounds the fold's lag under load.
+    budget_fetch_max_wait_ms: int = Field(20, ge=1, le=1500)

@@ -40,7 +40,10 @@ def changelog_topic(topic_prefix: str) -> str:
     return f"{budget_app_id(topic_prefix)}-{SESSIONS_TABLE}-changelog"
 
 
-class SessionState(msgspec.Struct, kw_only=True):
+# gc=False: gateways and workers hold many of them, and the cyclic GC walking them all
+# showed up as milliseconds in budget-check's tail. A state holds no references back to
+# itself (scalars, a dict of Decimals, a list of str), so it cannot be part of a cycle.
+class SessionState(msgspec.Struct, kw_only=True, gc=False):
     v: int = STATE_VERSION
     tenant: str
     session_id: str

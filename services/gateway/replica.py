@@ -60,6 +60,7 @@ class SessionReplica:
         *,
         listener: Listener | None = None,
         poll_ms: int = 50,
+        fetch_wait_ms: int = 20,
         retry_s: float = 0.5,
         admission_fields_only: bool = False,
     ) -> None:
@@ -67,6 +68,11 @@ class SessionReplica:
         self._topic = topic
         self._listener = listener
         self._poll_ms = poll_ms
+        # aiokafka keeps one fetch in flight per broker and leaves out of it the partitions
+        # whose records are still buffered; once applied, they wait for that fetch to return,
+        # which the broker holds up to this long when its partitions are idle. Short, so a
+        # session's update is not parked behind quiet partitions.
+        self._fetch_wait_ms = fetch_wait_ms
         self._retry_s = retry_s
         # The gateway keeps only what admission reads (about half the bytes of a full state);
         # the other fields of a looked-up state then hold their defaults.
@@ -159,7 +165,7 @@ class SessionReplica:
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                fetch_max_wait_ms=self._poll_ms,
+                fetch_max_wait_ms=self._fetch_wait_ms,
                 # Small fetches: at start the whole changelog is read, and the consumer's
                 # default (50 MB a fetch, 1 MB a partition) held tens of MB of buffers that,
                 # once freed, stayed in the process's RSS.

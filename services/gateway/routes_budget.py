@@ -20,6 +20,7 @@ from services.gateway.budget import SessionView
 from services.gateway.errors import AuthenticationFailed, GatewayError, error_response
 
 MAX_ID = 128
+_json_encoder = msgspec.json.Encoder()
 
 
 class BadRequest(GatewayError):
@@ -41,14 +42,15 @@ def _money(v: Decimal | None) -> str | None:
 
 
 def _body(session_id: str, view: SessionView) -> dict[str, Any]:
-    blocked = view.paused or (view.remaining_usd is not None and view.remaining_usd <= 0)
+    remaining = view.remaining_usd
+    blocked = view.paused or (remaining is not None and remaining <= 0)
     return {
         "session_id": session_id,
         "allowed": not blocked,
         "spent_usd": _money(view.spent_usd),
         "reserved_usd": _money(view.reserved_usd),
         "budget_usd": _money(view.budget_usd),
-        "remaining_usd": _money(view.remaining_usd),
+        "remaining_usd": _money(remaining),
         "iterations": view.iterations,
         "blocked": blocked,
         "paused": view.paused,
@@ -71,7 +73,8 @@ async def budget_check(request: web.Request) -> web.Response:
     except GatewayError as err:
         return error_response("openai", err)
     view = app[keys.BUDGET].view(tenant, session_id)
-    return web.json_response(_body(session_id, view))
+    # msgspec rather than json_response's json.dumps: the encoder was a fifth of the handler.
+    return web.Response(body=_json_encoder.encode(_body(session_id, view)), content_type="application/json")
 
 
 def _require_admin(request: web.Request) -> None:
