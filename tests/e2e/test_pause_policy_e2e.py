@@ -31,7 +31,10 @@ PARTITIONS = 4  # as tests/budget_support.py
 def pausing_worker(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[Worker]:
     # Budgets, detection and the gateway share the calls and controls topics: one partition count.
     asyncio.run(ensure(kafka_bootstrap, topic_prefix, partitions=PARTITIONS))
-    policies = {TENANT: {"loop_policy": "pause"}}
+    # Only the growth detector may pause here: the waiting loops below repeat one request many
+    # times, which velocity or repetition would otherwise (rightly) flag as a loop too.
+    quiet = {"max_calls_per_minute": 100_000, "repetition_count": 1_000}
+    policies = {TENANT: {"loop_policy": "pause", "detectors": quiet}}
     with anomaly_worker(kafka_bootstrap, topic_prefix, tmp_path, policies, partitions=PARTITIONS) as w:
         yield w
 
