@@ -21,6 +21,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalErr
 
 from services.sink.batch import Batch
 from services.sink.ch_schema import schema_statements
+from services.sink.columns import ALERT_COLUMNS, CALL_COLUMNS, FINDING_COLUMNS
 from services.sink.errors import QueryError, SinkError, StoreRejected, StoreUnavailable
 from services.sink.settings import SinkSettings
 
@@ -28,64 +29,6 @@ T = TypeVar("T")
 _json = msgspec.json.Encoder(decimal_format="string")
 # Ids per duplicate-check query: ~100 KB of SQL at most for ids of ~40 characters.
 ID_CHUNK = 2000
-
-CALL_COLUMNS = (
-    "call_id",
-    "ts",
-    "event_id",
-    "tenant",
-    "project",
-    "team",
-    "session_id",
-    "iteration",
-    "provider",
-    "model",
-    "endpoint",
-    "streamed",
-    "status_code",
-    "outcome",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "price_known",
-    "reserved_usd",
-    "started_at",
-    "latency_ms",
-    "ttft_ms",
-    "source",
-    "gateway_id",
-)
-ALERT_COLUMNS = (
-    "alert_id",
-    "event_id",
-    "ts",
-    "tenant",
-    "session_id",
-    "project",
-    "team",
-    "detector",
-    "severity",
-    "message",
-    "evidence",
-    "spent_usd",
-    "budget_usd",
-)
-FINDING_COLUMNS = (
-    "finding_id",
-    "event_id",
-    "ts",
-    "tenant",
-    "session_id",
-    "call_id",
-    "location",
-    "message_index",
-    "finding_type",
-    "count",
-    "severity",
-    "preview",
-)
 
 
 def connect(url: str, database: str | None = None) -> Any:

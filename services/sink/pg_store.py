@@ -21,69 +21,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.sink import pg_partitions
 from services.sink.batch import Batch
+from services.sink.columns import ALERT_COLUMNS, CALL_COLUMNS, FINDING_COLUMNS
 from services.sink.errors import StoreRejected, StoreUnavailable
 from services.sink.pg_migrations import apply_migrations, load_migrations
 from services.sink.settings import SinkSettings
 
 log = logging.getLogger(__name__)
 
-CALL_COLUMNS = (
-    "call_id",
-    "ts",
-    "event_id",
-    "tenant",
-    "project",
-    "team",
-    "session_id",
-    "iteration",
-    "provider",
-    "model",
-    "endpoint",
-    "streamed",
-    "status_code",
-    "outcome",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "price_known",
-    "reserved_usd",
-    "started_at",
-    "latency_ms",
-    "ttft_ms",
-    "source",
-    "gateway_id",
-)
-ALERT_COLUMNS = (
-    "alert_id",
-    "event_id",
-    "ts",
-    "tenant",
-    "session_id",
-    "project",
-    "team",
-    "detector",
-    "severity",
-    "message",
-    "evidence",
-    "spent_usd",
-    "budget_usd",
-)
-FINDING_COLUMNS = (
-    "finding_id",
-    "event_id",
-    "ts",
-    "tenant",
-    "session_id",
-    "call_id",
-    "location",
-    "message_index",
-    "finding_type",
-    "count",
-    "severity",
-    "preview",
-)
 PAYLOAD_COLUMNS = (
     "event_id",
     "call_id",
