@@ -51,8 +51,8 @@ def session_key(tenant: str, session_id: str | None) -> bytes:
     return f"{tenant}/{session_id or ''}".encode()
 
 
-class CallStarted(_Event, tag="call_started", kw_only=True, frozen=True):
-    """Emitted before a call is forwarded upstream; carries the reservation it holds."""
+class _CallEvent(_Event, kw_only=True, frozen=True):
+    """The fields that name one LLM call, first in both of its events."""
 
     call_id: str
     iteration: int | None = None
@@ -62,6 +62,11 @@ class CallStarted(_Event, tag="call_started", kw_only=True, frozen=True):
     model: str | None = None
     endpoint: str
     streamed: bool = False
+
+
+class CallStarted(_CallEvent, tag="call_started", kw_only=True, frozen=True):
+    """Emitted before a call is forwarded upstream; carries the reservation it holds."""
+
     reserved_usd: Decimal = Decimal(0)
     budget_usd: Decimal | None = None
     est_input_tokens: int = 0
@@ -79,17 +84,9 @@ CallOutcome = Literal[
 ]
 
 
-class CallFinished(_Event, tag="call_finished", kw_only=True, frozen=True):
+class CallFinished(_CallEvent, tag="call_finished", kw_only=True, frozen=True):
     """Emitted once a call is over, whatever its outcome; the fold of these is session spend."""
 
-    call_id: str
-    iteration: int | None = None
-    project: str | None = None
-    team: str | None = None
-    provider: Provider
-    model: str | None = None
-    endpoint: str
-    streamed: bool = False
     status_code: int
     outcome: CallOutcome = "ok"
     input_tokens: int = 0
