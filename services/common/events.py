@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from services.common.codec import JsonCodec
+
 SCHEMA_VERSION = 1
 
 Provider = Literal["openai", "anthropic"]
@@ -200,23 +202,17 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     ReservationDecision,
 )
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
-_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
-
 
 class EventDecodeError(ValueError):
     """Raised for bytes that are not a valid event of a known type and version."""
 
 
+_codec = JsonCodec[Event](Event, EventDecodeError, what="event schema", newest=SCHEMA_VERSION)
+
+
 def encode(event: Event) -> bytes:
-    return _encoder.encode(event)
+    return _codec.encode(event)
 
 
 def decode(data: bytes) -> Event:
-    try:
-        event = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise EventDecodeError(str(exc)) from exc
-    if event.v > SCHEMA_VERSION:
-        raise EventDecodeError(f"event schema v{event.v} is newer than this build (v{SCHEMA_VERSION})")
-    return event
+    return _codec.decode(data)
