@@ -84,21 +84,26 @@ class BudgetChecker:
             self._warned.set()
             log.warning("AgentWatch budget check unavailable (%s); failing open", type(exc).__name__)
 
-    def check(self, session_id: str) -> BudgetStatus | None:
-        """The session's status, or ``None`` when the gateway could not answer (fail-open)."""
+    def _sync_client(self) -> httpx.Client:
         with self._lock:
             if self._sync is None:
                 self._sync = httpx.Client(timeout=self._timeout, headers=self._headers)
-            client = self._sync
+            return self._sync
+
+    def _answer(self, session_id: str, resp: httpx.Response) -> BudgetStatus:
+        resp.raise_for_status()
+        status = parse_status(session_id, resp.json())
+        raise_if_refused(status)
+        return status
+
+    def check(self, session_id: str) -> BudgetStatus | None:
+        """The session's status, or ``None`` when the gateway could not answer (fail-open)."""
         try:
-            resp = client.get(self._url, params={"session_id": session_id})
-            resp.raise_for_status()
-            status = parse_status(session_id, resp.json())
+            resp = self._sync_client().get(self._url, params={"session_id": session_id})
+            return self._answer(session_id, resp)
         except (httpx.HTTPError, ValueError) as exc:
             self._unavailable(exc)
             return None
-        raise_if_refused(status)
-        return status
 
     async def acheck(self, session_id: str) -> BudgetStatus | None:
         loop = asyncio.get_running_loop()
@@ -108,22 +113,15 @@ class BudgetChecker:
             self._async_loop = loop
         try:
             resp = await self._async.get(self._url, params={"session_id": session_id})
-            resp.raise_for_status()
-            status = parse_status(session_id, resp.json())
+            return self._answer(session_id, resp)
         except (httpx.HTTPError, ValueError) as exc:
             self._unavailable(exc)
             return None
-        raise_if_refused(status)
-        return status
 
     def reachable(self) -> bool:
         """A quick liveness probe (``/healthz``) for the direct fallback."""
-        with self._lock:
-            if self._sync is None:
-                self._sync = httpx.Client(timeout=self._timeout, headers=self._headers)
-            client = self._sync
         try:
-            return client.get(self._url.replace("/v1/budget-check", "/healthz")).status_code == 200
+            return self._sync_client().get(self._url.replace("/v1/budget-check", "/healthz")).status_code == 200
         except httpx.HTTPError:
             return False
 

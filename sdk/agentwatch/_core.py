@@ -1,9 +1,9 @@
 """What every watched client shares: headers, iteration numbers, pre-flight, 402 mapping,
 the direct fallback and direct-mode usage reporting.
 
-Each watched client holds one ``Watch``; the client classes only override the official
-SDKs' documented hooks (``_prepare_options``, ``_make_status_error``, ``_process_response``,
-``copy``) and delegate here.
+Each watched client holds one ``Watch``; the client mixins in ``_client`` only override the
+official SDKs' documented hooks (``_prepare_options``, ``_make_status_error_from_response``,
+``_process_response``, ``copy``) and delegate here.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ H_REMAINING = "X-AgentWatch-Session-Remaining-Usd"
 _REMEMBERED_CALLS = 1024
 
 
-class _Options(Protocol):
+class RequestOptions(Protocol):
     """The part of the official SDKs' ``FinalRequestOptions`` this module touches."""
 
     method: str
@@ -132,7 +132,7 @@ class Watch:
             s.counter,
         )
 
-    def begin(self, options: _Options) -> tuple[_Call, bool]:
+    def begin(self, options: RequestOptions) -> tuple[_Call, bool]:
         """The call these options belong to, and whether this is its first attempt.
 
         The official SDKs re-run ``_prepare_options`` on every retry with a copy of the same
@@ -154,7 +154,7 @@ class Watch:
                     self._calls.popitem(last=False)
         return call, True
 
-    def headers(self, options: _Options, call: _Call) -> dict[str, Any]:
+    def headers(self, options: RequestOptions, call: _Call) -> dict[str, Any]:
         eff = self._effective()
         add: dict[str, str] = {}
         if eff.session_id:
@@ -172,7 +172,7 @@ class Watch:
         lowered = {k.lower() for k in current if isinstance(k, str)}
         return {**{k: v for k, v in add.items() if k.lower() not in lowered}, **current}
 
-    def route_direct(self, options: _Options) -> None:
+    def route_direct(self, options: RequestOptions) -> None:
         """Send this request straight to the provider with the provider key (fallback)."""
         cfg = self.config
         base = cfg.provider_base_url or ""
@@ -185,37 +185,43 @@ class Watch:
         )
         options.headers = {**dict(options.headers or {}), **auth}
 
-    def prepare(self, options: _Options, call: _Call, first: bool) -> None:
+    def _fall_back(self, options: RequestOptions, call: _Call) -> None:
+        call.direct = True
+        self.route_direct(options)
+
+    def _plan(self, options: RequestOptions, call: _Call, first: bool) -> tuple[str | None, bool]:
+        """Set this attempt's headers; return the session to check before it, if any, and
+        whether it may fall back to the provider should the gateway be down.
+
+        Only a call's first attempt is checked and may fall back; a retry goes where the
+        first attempt went.
+        """
         options.headers = self.headers(options, call)
         cfg = self.config
         if cfg.direct_mode:
+            # The official client already points at the provider.
             call.direct = True
-            return
-        if first and cfg.enforcement_mode and call.session_id:
-            status = self.checker.check(call.session_id)
-            if status is None and cfg.direct_fallback and not self.checker.reachable():
-                call.direct = True
-        elif first and cfg.direct_fallback and not self.checker.reachable():
-            call.direct = True
-        if call.direct and not cfg.direct_mode:
-            self.route_direct(options)
+            return None, False
+        if call.direct:
+            self._fall_back(options, call)
+            return None, False
+        to_check = call.session_id if first and cfg.enforcement_mode else None
+        return to_check or None, first and cfg.direct_fallback
 
-    async def aprepare(self, options: _Options, call: _Call, first: bool) -> None:
-        options.headers = self.headers(options, call)
-        cfg = self.config
-        if cfg.direct_mode:
-            call.direct = True
-            return
-        if first and cfg.enforcement_mode and call.session_id:
-            status = await self.checker.acheck(call.session_id)
-            if status is None and cfg.direct_fallback and not await self.checker.areachable():
-                call.direct = True
-        elif first and cfg.direct_fallback and not await self.checker.areachable():
-            call.direct = True
-        if call.direct and not cfg.direct_mode:
-            self.route_direct(options)
+    def prepare(self, options: RequestOptions, call: _Call, first: bool) -> None:
+        to_check, may_fall_back = self._plan(options, call, first)
+        status = self.checker.check(to_check) if to_check else None
+        # A check that was answered proves the gateway up; without an answer, probe it.
+        if may_fall_back and status is None and not self.checker.reachable():
+            self._fall_back(options, call)
 
-    def call_of(self, options: _Options) -> _Call | None:
+    async def aprepare(self, options: RequestOptions, call: _Call, first: bool) -> None:
+        to_check, may_fall_back = self._plan(options, call, first)
+        status = await self.checker.acheck(to_check) if to_check else None
+        if may_fall_back and status is None and not await self.checker.areachable():
+            self._fall_back(options, call)
+
+    def call_of(self, options: RequestOptions) -> _Call | None:
         key = options.idempotency_key
         if key is None:
             return None
@@ -246,7 +252,7 @@ class Watch:
 
     # -------------------------------------------------------- direct-mode usage
 
-    def _record(self, call: _Call, options: _Options, usage: Usage, status: int, streamed: bool) -> None:
+    def _record(self, call: _Call, options: RequestOptions, usage: Usage, status: int, streamed: bool) -> None:
         if self.reporter is None:
             return
         body = options.json_data if isinstance(options.json_data, dict) else {}
@@ -277,7 +283,7 @@ class Watch:
             }
         )
 
-    def observe(self, options: _Options, result: Any, status: int) -> Any:
+    def observe(self, options: RequestOptions, result: Any, status: int) -> Any:
         """Report the usage of a direct call; streams are wrapped to report at their end."""
         call = self.call_of(options)
         if call is None or not call.direct or self.reporter is None:
@@ -294,7 +300,7 @@ class Watch:
         self._record(call, options, usage, status, streamed=False)
         return result
 
-    def _watch_stream(self, inner: Iterator[Any], call: _Call, options: _Options, status: int) -> Iterator[Any]:
+    def _watch_stream(self, inner: Iterator[Any], call: _Call, options: RequestOptions, status: int) -> Iterator[Any]:
         usage = Usage()
         try:
             for item in inner:
@@ -304,7 +310,7 @@ class Watch:
             self._record(call, options, usage, status, streamed=True)
 
     async def _awatch_stream(
-        self, inner: AsyncIterator[Any], call: _Call, options: _Options, status: int
+        self, inner: AsyncIterator[Any], call: _Call, options: RequestOptions, status: int
     ) -> AsyncIterator[Any]:
         usage = Usage()
         try:
@@ -333,39 +339,9 @@ class Watch:
         )
 
 
-def watch_for(
-    provider: Provider,
-    watch: Watch | None,
-    *,
-    api_key: str | None,
-    url: str | None,
-    project: str | None,
-    team: str | None,
-    session_id: str | None,
-    session_budget_usd: float | str | Decimal | None,
-    enforcement_mode: bool | None,
-    fail_closed: bool | None,
-    check_timeout_s: float | None,
-    direct_mode: bool | None,
-    direct_fallback: bool | None,
-    provider_api_key: str | None,
-) -> Watch:
-    if watch is not None:
-        return watch
-    config = AgentWatchConfig.resolve(
-        api_key=api_key,
-        url=url,
-        project=project,
-        team=team,
-        session_id=session_id,
-        session_budget_usd=session_budget_usd,
-        enforcement_mode=enforcement_mode,
-        fail_closed=fail_closed,
-        check_timeout_s=check_timeout_s,
-        direct_mode=direct_mode,
-        direct_fallback=direct_fallback,
-        provider_api_key=provider_api_key,
-    ).with_provider(provider)
+def new_watch(provider: Provider, config: AgentWatchConfig) -> Watch:
+    """The watch of a new client: ``config`` completed with the provider's key and URL, and checked."""
+    config = config.with_provider(provider)
     if config.direct_mode and not config.provider_api_key:
         key_var = "OPENAI_API_KEY" if provider == "openai" else "ANTHROPIC_API_KEY"
         raise AgentWatchConfigError(f"direct mode needs the provider key: {key_var} or agentwatch_provider_api_key")
@@ -380,7 +356,3 @@ def client_args(watch: Watch, base_url: object) -> tuple[str, str]:
     if cfg.direct_mode:
         return cfg.provider_api_key or "", str(base_url or cfg.provider_base_url)
     return cfg.api_key or "", str(base_url or cfg.proxy_base_url(watch.provider))
-
-
-def merged(watch: Watch, changes: dict[str, Any]) -> Watch:
-    return watch.derived(watch.config.merged(**changes))

@@ -15,6 +15,7 @@ from decimal import Decimal
 import msgspec
 
 from services.anomaly.errors import StateDecodeError
+from services.common.codec import JsonCodec
 from services.common.events import CallFinished, CallStarted
 
 STATE_VERSION = 1
@@ -54,19 +55,16 @@ class SessionState(msgspec.Struct, kw_only=True):
     last_alert: dict[str, datetime] = msgspec.field(default_factory=dict)
 
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
-_decoder = msgspec.json.Decoder(SessionState)
+# Unlike events and budget state, a window was never refused for a newer ``v``; that stays so.
+_codec = JsonCodec[SessionState](SessionState, StateDecodeError, what="session window")
 
 
 def encode_state(state: SessionState) -> bytes:
-    return _encoder.encode(state)
+    return _codec.encode(state)
 
 
 def decode_state(data: bytes) -> SessionState:
-    try:
-        return _decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise StateDecodeError(str(exc)) from exc
+    return _codec.decode(data)
 
 
 def note_started(state: SessionState, event: CallStarted) -> None:

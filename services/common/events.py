@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from services.common.codec import JsonCodec
+
 SCHEMA_VERSION = 1
 
 Provider = Literal["openai", "anthropic"]
@@ -51,8 +53,8 @@ def session_key(tenant: str, session_id: str | None) -> bytes:
     return f"{tenant}/{session_id or ''}".encode()
 
 
-class CallStarted(_Event, tag="call_started", kw_only=True, frozen=True):
-    """Emitted before a call is forwarded upstream; carries the reservation it holds."""
+class _CallEvent(_Event, kw_only=True, frozen=True):
+    """The fields that name one LLM call, first in both of its events."""
 
     call_id: str
     iteration: int | None = None
@@ -62,6 +64,11 @@ class CallStarted(_Event, tag="call_started", kw_only=True, frozen=True):
     model: str | None = None
     endpoint: str
     streamed: bool = False
+
+
+class CallStarted(_CallEvent, tag="call_started", kw_only=True, frozen=True):
+    """Emitted before a call is forwarded upstream; carries the reservation it holds."""
+
     reserved_usd: Decimal = Decimal(0)
     budget_usd: Decimal | None = None
     est_input_tokens: int = 0
@@ -79,17 +86,9 @@ CallOutcome = Literal[
 ]
 
 
-class CallFinished(_Event, tag="call_finished", kw_only=True, frozen=True):
+class CallFinished(_CallEvent, tag="call_finished", kw_only=True, frozen=True):
     """Emitted once a call is over, whatever its outcome; the fold of these is session spend."""
 
-    call_id: str
-    iteration: int | None = None
-    project: str | None = None
-    team: str | None = None
-    provider: Provider
-    model: str | None = None
-    endpoint: str
-    streamed: bool = False
     status_code: int
     outcome: CallOutcome = "ok"
     input_tokens: int = 0
@@ -203,23 +202,17 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     ReservationDecision,
 )
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
-_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
-
 
 class EventDecodeError(ValueError):
     """Raised for bytes that are not a valid event of a known type and version."""
 
 
+_codec = JsonCodec[Event](Event, EventDecodeError, what="event schema", newest=SCHEMA_VERSION)
+
+
 def encode(event: Event) -> bytes:
-    return _encoder.encode(event)
+    return _codec.encode(event)
 
 
 def decode(data: bytes) -> Event:
-    try:
-        event = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise EventDecodeError(str(exc)) from exc
-    if event.v > SCHEMA_VERSION:
-        raise EventDecodeError(f"event schema v{event.v} is newer than this build (v{SCHEMA_VERSION})")
-    return event
+    return _codec.decode(data)

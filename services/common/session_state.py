@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import msgspec
 
+from services.common.codec import JsonCodec
 from services.common.events import (
     CallFinished,
     CallStarted,
@@ -80,22 +81,15 @@ class SessionStateDecodeError(ValueError):
     """Raised for bytes that are not a SessionState this build understands."""
 
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
-_decoder = msgspec.json.Decoder(SessionState)
+_codec = JsonCodec[SessionState](SessionState, SessionStateDecodeError, what="session state", newest=STATE_VERSION)
 
 
 def encode_state(state: SessionState) -> bytes:
-    return _encoder.encode(state)
+    return _codec.encode(state)
 
 
 def decode_state(data: bytes) -> SessionState:
-    try:
-        state = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise SessionStateDecodeError(str(exc)) from exc
-    if state.v > STATE_VERSION:
-        raise SessionStateDecodeError(f"session state v{state.v} is newer than this build (v{STATE_VERSION})")
-    return state
+    return _codec.decode(data)
 
 
 def lowered_budget(current: Decimal | None, requested: Decimal | None) -> Decimal | None:

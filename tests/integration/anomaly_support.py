@@ -111,18 +111,22 @@ async def ensure(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> T
     return topics
 
 
+def _call(tenant: str, session: str, i: int) -> dict[str, Any]:
+    """The fields naming call ``i`` of a session: the same in its CallStarted and CallFinished."""
+    return {
+        "tenant": tenant,
+        "session_id": session,
+        "call_id": f"{session}-{i}",
+        "iteration": i,
+        "project": "checkout-service",
+        "team": "payments-eng",
+        "provider": "openai",
+        "endpoint": "chat/completions",
+    }
+
+
 def started(tenant: str, session: str, i: int, budget: str | None = None) -> CallStarted:
-    return CallStarted(
-        tenant=tenant,
-        session_id=session,
-        call_id=f"{session}-{i}",
-        iteration=i,
-        project="checkout-service",
-        team="payments-eng",
-        provider="openai",
-        endpoint="chat/completions",
-        budget_usd=None if budget is None else Decimal(budget),
-    )
+    return CallStarted(**_call(tenant, session, i), budget_usd=None if budget is None else Decimal(budget))
 
 
 def finished(
@@ -136,14 +140,7 @@ def finished(
     fingerprint: str | None = None,
 ) -> CallFinished:
     return CallFinished(
-        tenant=tenant,
-        session_id=session,
-        call_id=f"{session}-{i}",
-        iteration=i,
-        project="checkout-service",
-        team="payments-eng",
-        provider="openai",
-        endpoint="chat/completions",
+        **_call(tenant, session, i),
         status_code=status,
         outcome="ok" if status < 400 else "upstream_error",
         input_tokens=tokens,

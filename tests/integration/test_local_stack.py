@@ -27,6 +27,18 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _localstack_up(state: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``docker/localstack.py up``, which ``make up`` runs, for the cases that must fail in one line."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "docker/localstack.py"), "--state", str(state), "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def _listening_ports(pids: set[int]) -> set[int]:
     """Ports in LISTEN state on this machine (from /proc), to prove nothing is left behind."""
     ports: set[int] = set()
@@ -106,14 +118,7 @@ def test_port_taken_is_one_clear_line(tmp_root: Path) -> None:
         held.listen()
         port = held.getsockname()[1]
         env = _clean_env(AGENTWATCH_KAFKA_PORT=str(port), AGENTWATCH_KAFKA_CONTROLLER_PORT=str(localstack.free_port()))
-        r = subprocess.run(
-            [sys.executable, str(ROOT / "docker/localstack.py"), "--state", str(tmp_root / "taken"), "up"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        r = _localstack_up(tmp_root / "taken", env)
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert lines == [
@@ -127,14 +132,7 @@ def test_java_missing_is_one_clear_line(tmp_root: Path) -> None:
     bare = tmp_root / "bin-without-java"
     bare.mkdir(exist_ok=True)
     env = _clean_env(PATH=str(bare), AGENTWATCH_KAFKA_PORT=str(localstack.free_port()))
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "docker/localstack.py"), "--state", str(tmp_root / "nojava"), "up"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    r = _localstack_up(tmp_root / "nojava", env)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
         "error: Java not found on PATH: Kafka needs Java 17 (apt-get install openjdk-17-jre-headless)"

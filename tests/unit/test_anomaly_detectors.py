@@ -6,10 +6,12 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.anomaly import detectors as d
+from services.anomaly.errors import StateDecodeError
 from services.anomaly.state import SessionState, decode_state, encode_state, note_finished
 from services.common.config import DetectorThresholds
 from services.common.events import CallFinished
@@ -240,3 +242,11 @@ def test_state_round_trips_and_window_is_bounded() -> None:
     assert back == s
     assert back.spent_usd == Decimal("1.2")
     assert all(e.ts.tzinfo is not None for e in back.window)
+
+
+def test_bad_state_bytes_are_a_typed_error_and_newer_versions_still_read() -> None:
+    for raw in (b"", b"{", b'{"tenant": 5}', b"[]"):
+        with pytest.raises(StateDecodeError):
+            decode_state(raw)
+    # Windows were never refused for a newer ``v`` (unlike events and budget state).
+    assert decode_state(encode_state(SessionState(tenant="a", v=99))).v == 99

@@ -10,7 +10,10 @@ import threading
 from decimal import Decimal
 from typing import Any
 
+import anthropic
 import httpx
+import httpx2
+import openai
 import pytest
 from agentwatch import (
     AgentBudgetExceeded,
@@ -175,6 +178,89 @@ def test_copy_and_with_options_keep_the_subclass_and_settings(cls: Any) -> None:
     assert other.agentwatch.session_id == "s2" and other.agentwatch.team == "t2"
     assert other.agentwatch.project == "p"
     assert other._aw.counter is not client._aw.counter
+
+
+@pytest.mark.parametrize(
+    ("cls", "status_error"),
+    [
+        (WatchedOpenAI, openai.APIStatusError),
+        (AsyncWatchedOpenAI, openai.APIStatusError),
+        (WatchedAnthropic, anthropic.APIStatusError),
+        (AsyncWatchedAnthropic, anthropic.APIStatusError),
+    ],
+)
+def test_every_client_maps_a_402_to_an_error_of_both_sdks(cls: Any, status_error: type[Exception]) -> None:
+    client = cls(agentwatch_api_key="tok", agentwatch_url="http://127.0.0.1:1", agentwatch_session_id="s1")
+    request = httpx2.Request("POST", "http://127.0.0.1:1/v1/proxy/x")
+
+    def error_for(body: object, headers: dict[str, str] | None = None) -> Any:
+        response = httpx2.Response(402, json=body, headers=headers, request=request)
+        return client._make_status_error_from_response(response)
+
+    over = error_for(
+        {"error": {"type": "budget_exceeded", "message": "over", "spent_usd": "0.9", "budget_usd": "1"}},
+        {"X-AgentWatch-Session-Id": "s-gw"},
+    )
+    assert over.status_code == 402 and "over" in str(over)
+    assert isinstance(over, AgentBudgetExceeded) and isinstance(over, status_error)
+    assert (over.session_id, over.spent_usd, over.budget_usd) == ("s-gw", Decimal("0.9"), Decimal(1))
+    paused = error_for({"error": {"code": "session_paused", "message": "paused", "type": "x"}})
+    assert paused.status_code == 402
+    assert isinstance(paused, AgentSessionPaused) and isinstance(paused, status_error)
+    assert paused.session_id == "s1"
+    other = error_for({"error": {"type": "payment_required", "message": "pay"}})
+    assert isinstance(other, status_error) and not isinstance(other, AgentBudgetExceeded | AgentSessionPaused)
+
+
+def _fallback_watch(**kw: Any) -> Watch:
+    # Nothing listens on port 1: the budget check and the liveness probe both fail at once.
+    cfg = AgentWatchConfig.resolve(
+        api_key="tok",
+        url="http://127.0.0.1:1",
+        provider_api_key="pk",
+        provider_base_url="http://provider.invalid/v1",
+        environ={},
+        **kw,
+    )
+    return Watch(cfg, "openai")
+
+
+async def _prepare(w: Watch, opts: _Opts, use_async: bool) -> Any:
+    call, first = w.begin(opts)
+    if use_async:
+        await w.aprepare(opts, call, first)
+    else:
+        w.prepare(opts, call, first)
+    return call
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_fallback_sends_a_call_and_its_retries_to_the_provider(use_async: bool) -> None:
+    w = _fallback_watch(session_id="s1", enforcement_mode=True, direct_fallback=True)
+    first = _Opts("a")
+    call = await _prepare(w, first, use_async)
+    retry = _Opts("a")
+    assert await _prepare(w, retry, use_async) is call
+    assert call.direct and call.iteration == 0
+    for opts in (first, retry):
+        assert opts.url == "http://provider.invalid/v1/chat/completions"
+        assert opts.headers["Authorization"] == "Bearer pk" and opts.headers[H_ITERATION] == "0"
+    # Without a session there is nothing to check, but the fallback still applies.
+    lone = _fallback_watch(enforcement_mode=True, direct_fallback=True)
+    opts = _Opts("b")
+    assert (await _prepare(lone, opts, use_async)).direct and opts.url.startswith("http://provider.invalid/")
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_direct_mode_and_no_fallback_leave_the_url_alone(use_async: bool) -> None:
+    direct = _fallback_watch(session_id="s1", direct_mode=True, enforcement_mode=True, direct_fallback=True)
+    opts = _Opts("a")
+    assert (await _prepare(direct, opts, use_async)).direct
+    assert opts.url == "/chat/completions" and "Authorization" not in opts.headers
+    proxied = _fallback_watch(session_id="s1", enforcement_mode=True)
+    opts = _Opts("b")
+    assert not (await _prepare(proxied, opts, use_async)).direct
+    assert opts.url == "/chat/completions" and opts.headers[H_SESSION] == "s1"
 
 
 def _response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -17,25 +17,13 @@ import re2
 
 from services.anomaly.risk.detectors import DETECTORS, Detector
 from services.anomaly.risk.errors import ScannerConfigError
-from services.anomaly.risk.types import ALL_TYPES, Match
+from services.anomaly.risk.types import ALL_TYPES, KNOWN_SECRET_TYPES, Match
 
 _DETECTOR_TYPES: dict[str, frozenset[str]] = {
     "private_key": frozenset({"private_key"}),
-    "known_secret": frozenset(
-        {"openai_key", "anthropic_key", "aws_access_key", "github_token", "slack_token", "stripe_key", "jwt"}
-    ),
-    "assigned_token": frozenset(
-        {
-            "high_entropy_token",
-            "openai_key",
-            "anthropic_key",
-            "aws_access_key",
-            "github_token",
-            "slack_token",
-            "stripe_key",
-            "jwt",
-        }
-    ),
+    "known_secret": KNOWN_SECRET_TYPES,
+    # A token assigned to a secret-looking name: a known format, or any high-entropy string.
+    "assigned_token": KNOWN_SECRET_TYPES | {"high_entropy_token"},
     "email": frozenset({"email"}),
     "iban": frozenset({"iban"}),
     "us_ssn": frozenset({"us_ssn"}),

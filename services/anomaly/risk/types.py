@@ -26,19 +26,11 @@ FindingType = Literal[
 ]
 
 PII_TYPES: frozenset[str] = frozenset({"email", "phone", "credit_card", "iban", "us_ssn", "ip_address"})
-SECRET_TYPES: frozenset[str] = frozenset(
-    {
-        "openai_key",
-        "anthropic_key",
-        "aws_access_key",
-        "github_token",
-        "slack_token",
-        "stripe_key",
-        "private_key",
-        "jwt",
-        "high_entropy_token",
-    }
+# Credentials recognisable by their own format (a vendor prefix, a JWT's three parts).
+KNOWN_SECRET_TYPES: frozenset[str] = frozenset(
+    {"openai_key", "anthropic_key", "aws_access_key", "github_token", "slack_token", "stripe_key", "jwt"}
 )
+SECRET_TYPES: frozenset[str] = KNOWN_SECRET_TYPES | {"private_key", "high_entropy_token"}
 ALL_TYPES: frozenset[str] = PII_TYPES | SECRET_TYPES
 
 # A leaked credential is exploitable at once; regulated identifiers are next; contact data is least.
