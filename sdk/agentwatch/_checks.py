@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -28,7 +28,18 @@ class BudgetStatus:
 
 
 def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+    if value is None:
+        return None
+    # A garbled figure must take the fail-open path (ValueError), not escape as InvalidOperation.
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"budget-check figure is not a number: {value!r}")
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError(f"budget-check figure is not a number: {value!r}") from exc
+    if not out.is_finite():
+        raise ValueError(f"budget-check figure is not finite: {value!r}")
+    return out
 
 
 def parse_status(session_id: str, body: Any) -> BudgetStatus:

@@ -22,10 +22,12 @@ from agentwatch import (
     AgentWatchConfigError,
     AsyncWatchedAnthropic,
     AsyncWatchedOpenAI,
+    GatewayUnavailable,
     WatchedAnthropic,
     WatchedOpenAI,
     agentwatch_session,
 )
+from agentwatch._checks import BudgetChecker
 from agentwatch._core import H_BUDGET, H_ITERATION, H_PROJECT, H_SESSION, H_TEAM, Watch
 from agentwatch._session import IterationCounter
 from agentwatch._usage import Usage, absorb_item
@@ -312,3 +314,43 @@ def test_usage_shapes() -> None:
     r = Usage()
     absorb_item(r, {"type": "response.completed", "response": {"usage": {"input_tokens": 4, "output_tokens": 5}}})
     assert (r.input_tokens, r.output_tokens, r.seen) == (4, 5, True)
+
+
+@pytest.mark.parametrize("figure", ["abc", "NaN", "Infinity", [1], {"usd": 1}, True])
+def test_a_garbled_budget_check_answer_fails_open(figure: Any) -> None:
+    """A gateway answering with a figure that is not a number: the check fails open (None), no exception."""
+    import http.server
+    import json
+
+    body = json.dumps({"session_id": "s", "allowed": True, "spent_usd": figure, "budget_usd": "1"}).encode()
+
+    class Garbled(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbled)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        checker = BudgetChecker(f"http://127.0.0.1:{server.server_address[1]}", "tok", timeout_s=2, fail_closed=False)
+        try:
+            assert checker.check("s") is None
+            assert asyncio.run(checker.acheck("s")) is None
+        finally:
+            checker.close()
+        closed = BudgetChecker(f"http://127.0.0.1:{server.server_address[1]}", "tok", timeout_s=2, fail_closed=True)
+        try:
+            with pytest.raises(GatewayUnavailable):
+                closed.check("s")
+        finally:
+            closed.close()
+    finally:
+        server.shutdown()
+        server.server_close()
