@@ -49,7 +49,6 @@ class Gateway:
             bootstrap,
             requests_topic=topics.reservations,
             decisions_topic=topics.reservation_decisions,
-            calls_topic=topics.calls,
             gateway_id=gid,
             send=self.send,
         )

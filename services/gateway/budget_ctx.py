@@ -69,7 +69,6 @@ def install(app: web.Application, settings: GatewaySettings) -> BudgetAdmission:
         settings.kafka_bootstrap_servers,
         requests_topic=topics.reservations,
         decisions_topic=topics.reservation_decisions,
-        calls_topic=topics.calls,
         gateway_id=app[keys.GATEWAY_ID],
         send=sender.send,
     )
