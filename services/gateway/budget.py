@@ -9,13 +9,17 @@ and the table does not reflect yet:
   spent, and, if the table still holds its reservation, that reservation taken off reserved.
 
 Each local entry is dropped as soon as the table reflects it, so nothing is counted twice
-and no cost is forgotten in between. The check and the reservation happen with no ``await``
-in between, so concurrent requests on one gateway cannot slip past each other.
+and no cost is forgotten in between. Entries are checked when their session is looked up,
+and also by a sweep that each new entry advances by a couple of sessions (round robin), so a
+session that never calls again does not keep its last entry for ``forget_after_s``. The
+check and the reservation happen with no ``await`` in between, so concurrent requests on one
+gateway cannot slip past each other.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -96,8 +100,13 @@ class BudgetLedger:
     # Local entries are forgotten after this long whatever happens, so memory stays bounded.
     forget_after_s: float = 600.0
     clock: Callable[[], float] = time.monotonic
+    # Sessions the sweep checks per new entry: more than one, so the sweep outpaces the (at
+    # most one) session each entry adds and the set shrinks even when no session recurs.
+    sweep_per_entry: int = 2
     stats: AdmissionStats = field(default_factory=AdmissionStats)
-    _local: dict[bytes, dict[str, _Local]] = field(default_factory=dict)
+    # Ordered: the sweep takes sessions from the front and puts the unresolved ones at the
+    # back, O(1) each (a plain dict's first item is found by skipping deleted slots).
+    _local: OrderedDict[bytes, dict[str, _Local]] = field(default_factory=OrderedDict)
     # Budget asked for by calls not yet folded (a new session's first calls).
     _local_budget: dict[bytes, Decimal] = field(default_factory=dict)
 
@@ -134,7 +143,7 @@ class BudgetLedger:
                 f"in flight ${view.reserved_usd}, this call up to ${amount_usd}",
                 view,
             )
-        self._local.setdefault(key, {})[call_id] = _Local(amount_usd, self.clock())
+        self._add(key, call_id, amount_usd)
         if (state is None or state.budget_usd is None) and view.budget_usd is not None:
             self._local_budget[key] = view.budget_usd
         self.stats.admitted += 1
@@ -142,7 +151,11 @@ class BudgetLedger:
 
     def track(self, reservation: Reservation) -> None:
         """Record a reservation granted elsewhere (strict mode) so local views include it."""
-        self._local.setdefault(reservation.key, {})[reservation.call_id] = _Local(reservation.amount_usd, self.clock())
+        self._add(reservation.key, reservation.call_id, reservation.amount_usd)
+
+    def _add(self, key: bytes, call_id: str, amount_usd: Decimal) -> None:
+        self.sweep(self.sweep_per_entry)
+        self._local.setdefault(key, {})[call_id] = _Local(amount_usd, self.clock())
 
     def settle(self, reservation: Reservation, cost_usd: Decimal | None) -> None:
         """The call is over: its reservation gives way to its actual cost (the reservation when unpriced)."""
@@ -152,6 +165,30 @@ class BudgetLedger:
         entry.finished = True
         entry.cost = cost_usd if cost_usd is not None else entry.reservation
         entry.started = self.clock()
+
+    def __len__(self) -> int:
+        """Sessions with local entries (the table has not reflected them yet)."""
+        return len(self._local)
+
+    def sweep(self, max_sessions: int) -> None:
+        """Check up to ``max_sessions`` sessions, oldest checked first: drop the entries the
+        table reflects or that expired; a session still waiting goes to the back."""
+        now = self.clock()
+        for _ in range(min(max_sessions, len(self._local))):
+            key, local = next(iter(self._local.items()))
+            state = self.source.get(key)
+            for call_id, entry in list(local.items()):
+                if self._gone(call_id, entry, state, now):
+                    del local[call_id]
+            if local:
+                self._local.move_to_end(key)
+            else:
+                del self._local[key]
+                self._local_budget.pop(key, None)
+
+    def _gone(self, call_id: str, entry: _Local, state: SessionState | None, now: float) -> bool:
+        """The table has folded the call's end, or the entry is past any use."""
+        return (state is not None and call_id in state.recent_finished) or now - entry.started > self.forget_after_s
 
     def _view(
         self, key: bytes, policy: TenantPolicy, requested_budget: Decimal | None = None
@@ -164,11 +201,10 @@ class BudgetLedger:
         local = self._local.get(key)
         if local:
             for call_id, entry in list(local.items()):
-                in_table = state is not None and call_id in state.in_flight
-                done_in_table = state is not None and call_id in state.recent_finished
-                if done_in_table or now - entry.started > self.forget_after_s:
+                if self._gone(call_id, entry, state, now):
                     del local[call_id]
                     continue
+                in_table = state is not None and call_id in state.in_flight
                 if entry.finished:
                     spent += entry.cost or Decimal(0)
                     if in_table and state is not None:

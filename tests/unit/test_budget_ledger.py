@@ -152,3 +152,95 @@ def test_state_unknown_when_workers_stop_folding():
     assert isinstance(admit(ledger, "b", policy=CLOSED), Refusal)
     table.apply(started(r))
     assert ledger.view("acme", "s1", OPEN).known
+
+
+@dataclass
+class CountingTable(Table):
+    lookups: int = 0
+
+    def get(self, key: bytes) -> SessionState | None:
+        self.lookups += 1
+        return super().get(key)
+
+
+def one_call(ledger: BudgetLedger, table: Table, session: str, *, fold_it: bool) -> Reservation:
+    """A call on ``session`` admitted and settled; folded into the table when ``fold_it``."""
+    r = ledger.admit(
+        tenant="acme",
+        session_id=session,
+        call_id=f"call-{session}",
+        amount_usd=Decimal("0.10"),
+        requested_budget_usd=Decimal("1.00"),
+        policy=OPEN,
+    )
+    assert isinstance(r, Reservation)
+    ledger.settle(r, Decimal("0.05"))
+    if fold_it:
+        table.apply(
+            CallStarted(
+                tenant="acme",
+                session_id=session,
+                call_id=r.call_id,
+                provider="openai",
+                endpoint="x",
+                reserved_usd=r.amount_usd,
+                budget_usd=r.budget_usd,
+            )
+        )
+        table.apply(
+            CallFinished(
+                tenant="acme",
+                session_id=session,
+                call_id=r.call_id,
+                provider="openai",
+                endpoint="x",
+                status_code=200,
+                cost_usd=Decimal("0.05"),
+                reserved_usd=r.amount_usd,
+            )
+        )
+    return r
+
+
+def test_sessions_that_never_call_again_are_swept_once_folded():
+    table = Table()
+    ledger = BudgetLedger(table)
+    for i in range(100):
+        one_call(ledger, table, f"idle{i}", fold_it=True)
+    # Each admission sweeps two sessions ahead of it, so most idle ones are gone already.
+    assert len(ledger) < 60
+    # Calls on other sessions, not folded yet (in flight elsewhere): the idle ones all go,
+    # the unreflected ones stay, still counted.
+    for i in range(60):
+        one_call(ledger, table, f"busy{i}", fold_it=False)
+    assert set(ledger._local) == {session_key("acme", f"busy{i}") for i in range(60)}
+    assert ledger.view("acme", "busy0", OPEN).spent_usd == Decimal("0.05")
+    v = ledger.view("acme", "idle7", OPEN)
+    assert (v.spent_usd, v.reserved_usd, v.budget_usd) == (Decimal("0.05"), Decimal(0), Decimal("1.00"))
+
+
+def test_sweep_keeps_unreflected_entries_until_they_expire():
+    clock = Clock()
+    table = Table()
+    ledger = BudgetLedger(table, forget_after_s=600, clock=clock)
+    one_call(ledger, table, "lost", fold_it=False)
+    for i in range(50):
+        one_call(ledger, table, f"other{i}", fold_it=True)
+    lost = session_key("acme", "lost")
+    # The last session is swept by the next admission, the unreflected one is kept.
+    assert set(ledger._local) == {lost, session_key("acme", "other49")}, "an unreflected cost is never dropped early"
+    assert ledger.view("acme", "lost", OPEN).spent_usd == Decimal("0.05")
+    clock.now += 601
+    one_call(ledger, table, "late", fold_it=True)
+    assert set(ledger._local) == {session_key("acme", "late")}
+
+
+def test_sweep_work_per_admission_is_bounded():
+    table = CountingTable()
+    ledger = BudgetLedger(table)
+    for i in range(1000):
+        one_call(ledger, table, f"pending{i}", fold_it=False)
+    table.lookups = 0
+    one_call(ledger, table, "one-more", fold_it=False)
+    # The admission's own view, then the sweep's sessions: never a scan of the 1,000 pending.
+    assert table.lookups == 1 + ledger.sweep_per_entry
