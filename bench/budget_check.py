@@ -217,7 +217,7 @@ async def under_load(args: argparse.Namespace) -> None:
 
 def check_load(loadgen: Path, target: compare.Target, body: Path, rate: float, seconds: float) -> dict[str, Any]:
     args = [str(loadgen), "-url", target.url, "-method", "GET", "-body", str(body), "-rate", str(rate)]
-    args += ["-duration", f"{seconds}s", "-connections", "20", "-warmup", "1s", "-timeout", "30s"]
+    args += ["-duration", f"{seconds}s", "-connections", "20", "-warmup", "0s", "-timeout", "30s"]
     for h in target.headers:
         args += ["-H", h]
     r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True)

@@ -18,6 +18,7 @@ gateway cannot slip past each other.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -67,6 +68,14 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
+class Deferral:
+    """Admissible, but over this gateway's share of what the table leaves: wait for the
+    table to reflect this gateway's own calls, then decide again."""
+
+    view: SessionView
+
+
+@dataclass(frozen=True, slots=True)
 class Refusal:
     code: RefusalCode
     message: str
@@ -89,6 +98,7 @@ class AdmissionStats:
     refused_paused: int = 0
     unknown_open: int = 0
     unknown_closed: int = 0
+    deferred: int = 0
 
 
 @dataclass
@@ -99,6 +109,11 @@ class BudgetLedger:
     stale_after_s: float = 10.0
     # Local entries are forgotten after this long whatever happens, so memory stays bounded.
     forget_after_s: float = 600.0
+    # Gateways sharing sessions in fast mode. Above 1, a gateway's calls the table does not
+    # reflect yet may take at most 1/gateways of what the table leaves (or one call), so
+    # gateways admitting at once, blind to each other, pass the budget by at most one call
+    # each; a call over the share waits for the table (``admit_within``).
+    gateways: int = 1
     clock: Callable[[], float] = time.monotonic
     # Sessions the sweep checks per new entry: more than one, so the sweep outpaces the (at
     # most one) session each entry adds and the set shrinks even when no session recurs.
@@ -122,7 +137,8 @@ class BudgetLedger:
         amount_usd: Decimal,
         requested_budget_usd: Decimal | None,
         policy: TenantPolicy,
-    ) -> Reservation | Refusal:
+        share: bool = True,
+    ) -> Reservation | Refusal | Deferral:
         key = session_key(tenant, session_id)
         view, state = self._view(key, policy, requested_budget_usd)
         if not view.known:
@@ -143,11 +159,49 @@ class BudgetLedger:
                 f"in flight ${view.reserved_usd}, this call up to ${amount_usd}",
                 view,
             )
+        if share and self.gateways > 1 and view.budget_usd is not None:
+            in_table = (state.spent_usd + state.reserved_usd) if state is not None else Decimal(0)
+            unseen = view.spent_usd + view.reserved_usd - in_table
+            if unseen > 0 and unseen + amount_usd > (view.budget_usd - in_table) / self.gateways:
+                return Deferral(view)
         self._add(key, call_id, amount_usd)
         if (state is None or state.budget_usd is None) and view.budget_usd is not None:
             self._local_budget[key] = view.budget_usd
         self.stats.admitted += 1
         return Reservation(key, call_id, amount_usd, view.budget_usd)
+
+    async def admit_within(
+        self,
+        *,
+        tenant: str,
+        session_id: str,
+        call_id: str,
+        amount_usd: Decimal,
+        requested_budget_usd: Decimal | None,
+        policy: TenantPolicy,
+        wait_s: float,
+        poll_s: float = 0.01,
+    ) -> Reservation | Refusal:
+        """``admit``, waiting while deferred; past ``wait_s`` (the table is not reflecting this
+        gateway's calls) the share no longer applies, as with a single gateway."""
+        deadline = self.clock() + wait_s
+        waited = False
+        while True:
+            result = self.admit(
+                tenant=tenant,
+                session_id=session_id,
+                call_id=call_id,
+                amount_usd=amount_usd,
+                requested_budget_usd=requested_budget_usd,
+                policy=policy,
+                share=self.clock() < deadline,
+            )
+            if not isinstance(result, Deferral):
+                return result
+            if not waited:
+                waited = True
+                self.stats.deferred += 1
+            await asyncio.sleep(poll_s)
 
     def track(self, reservation: Reservation) -> None:
         """Record a reservation granted elsewhere (strict mode) so local views include it."""

@@ -49,6 +49,7 @@ class _BudgetCollector(Collector):
             ("refused_paused", s.refused_paused),
             ("unknown_state_open", s.unknown_open),
             ("unknown_state_closed", s.unknown_closed),
+            ("deferred_share", s.deferred),
         ):
             c.add_metric([label], value)
         yield c
@@ -74,7 +75,7 @@ def install(app: web.Application, settings: GatewaySettings) -> BudgetAdmission:
     replica = SessionReplica(
         settings.kafka_bootstrap_servers, changelog_topic(settings.topic_prefix), admission_fields_only=True
     )
-    ledger = BudgetLedger(replica, stale_after_s=settings.budget_stale_after_s)
+    ledger = BudgetLedger(replica, stale_after_s=settings.budget_stale_after_s, gateways=settings.budget_fast_gateways)
     sender = BrokerSender()
     strict = StrictReservations(
         settings.kafka_bootstrap_servers,
@@ -83,7 +84,14 @@ def install(app: web.Application, settings: GatewaySettings) -> BudgetAdmission:
         gateway_id=app[keys.GATEWAY_ID],
         send=sender.send,
     )
-    admission = BudgetAdmission(settings, ledger, strict, app[keys.GATEWAY_ID], settings.budget_strict_timeout_s)
+    admission = BudgetAdmission(
+        settings,
+        ledger,
+        strict,
+        app[keys.GATEWAY_ID],
+        strict_timeout_s=settings.budget_strict_timeout_s,
+        fast_wait_s=settings.budget_fast_wait_s,
+    )
     app[keys.REPLICA] = replica
     app[keys.LEDGER] = ledger
     app[keys.BUDGET] = admission
