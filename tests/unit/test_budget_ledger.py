@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from dataclasses import dataclass, field
 from decimal import Decimal
 
