@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import compare  # noqa: E402
+import uvloop  # noqa: E402
 from aiohttp import ClientSession, web  # noqa: E402
 from aiohttp.test_utils import make_mocked_request  # noqa: E402
 
@@ -50,6 +51,7 @@ from services.gateway import keys  # noqa: E402
 from services.gateway.app import create_app  # noqa: E402
 from services.gateway.config import GatewaySettings  # noqa: E402
 from services.gateway.routes_budget import budget_check  # noqa: E402
+from services.gateway.runner import tune_gc  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -159,7 +161,9 @@ async def under_load(args: argparse.Namespace) -> None:
             return resp
 
         app.middlewares.append(timed)
-        runner = web.AppRunner(app)
+        # As `agentwatch gateway` runs it (services/gateway/runner.py): no access log, uvloop
+        # (see __main__), the collector tuned once the app is built.
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -167,6 +171,7 @@ async def under_load(args: argparse.Namespace) -> None:
         try:
             assert await app[keys.REPLICA].wait_ready(60), "replica never ready"
             fill(app, args.sessions)
+            tune_gc()
             base = f"http://127.0.0.1:{port}"
             body = work / "body.json"
             body.write_text(json.dumps(compare.BODY))
@@ -233,4 +238,8 @@ if __name__ == "__main__":
     p.add_argument("--check-rate", type=float, default=200, help="budget-checks per second under load")
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--upstream-ms", type=float, default=0, help="fake upstream latency")
-    asyncio.run(main(p.parse_args()))
+    parsed = p.parse_args()
+    if parsed.under_load:
+        uvloop.run(main(parsed))
+    else:
+        asyncio.run(main(parsed))
