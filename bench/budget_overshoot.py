@@ -2,11 +2,17 @@
 
 Each "gateway" here is the budget half of a gateway process: a SessionReplica of the
 changelog, a BudgetLedger (fast mode) or StrictReservations client (strict mode), and a
-producer emitting CallStarted / CallFinished exactly as the proxy does. Clients loop
-admit -> upstream call of --call-ms -> settle until refused. Every call costs --cost, equal
-to its reservation. Spent is read back from the table (the replica) once all is folded.
+producer emitting CallStarted / CallFinished as the proxy does (enqueued, not awaited, with
+the emitter's linger). --clients per gateway start together and loop admit -> upstream call
+of --call-ms (or uniformly --call-ms-min..--call-ms-max) -> settle until refused. Every call
+costs --cost, equal to its reservation. Spent is read back from the table (the replica)
+once all is folded. Fast mode runs with each gateway's share of the budget (--share 2, the
+gateways' AGENTWATCH_BUDGET_FAST_GATEWAYS) and, for comparison, without (--share 1).
 
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python bench/budget_overshoot.py --clients 10 --call-ms 50
+    # the acceptance's shape: 50 clients split over two gateways, $1.00, $0.10 a call, 0.5-2 s calls
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python bench/budget_overshoot.py --clients 25 \
+        --cost 0.10 --call-ms-min 500 --call-ms-max 2000 --rounds 3
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -39,23 +46,30 @@ BUDGET = Decimal("1.00")
 
 
 class Gateway:
-    def __init__(self, bootstrap: str, topics: Topics, prefix: str, gid: str) -> None:
+    def __init__(self, bootstrap: str, topics: Topics, prefix: str, gid: str, linger_ms: int) -> None:
         self.topics = topics
         self.gid = gid
         self.replica = SessionReplica(bootstrap, changelog_topic(prefix))
         self.ledger = BudgetLedger(self.replica)
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=1)
+        # Seconds each call spent being admitted (fast: the share's wait; strict: the round trip).
+        self.admit_s: list[float] = []
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=linger_ms
+        )
         self.strict = StrictReservations(
             bootstrap,
             requests_topic=topics.reservations,
             decisions_topic=topics.reservation_decisions,
-            calls_topic=topics.calls,
             gateway_id=gid,
             send=self.send,
         )
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         await self.producer.send_and_wait(topic, value, key=key)
+
+    async def emit(self, topic: str, key: bytes, value: bytes) -> None:
+        # The proxy's emit: queued for the producer, never awaited by the call.
+        await self.producer.send(topic, value, key=key)
 
     async def start(self) -> None:
         await self.producer.start()
@@ -69,8 +83,11 @@ class Gateway:
         await self.replica.stop()
         await self.producer.stop()
 
-    async def call(self, tenant: str, session: str, cost: Decimal, call_ms: float, strict: bool) -> bool:
+    async def call(
+        self, tenant: str, session: str, cost: Decimal, call_ms: float, *, strict: bool, wait_s: float = 1.0
+    ) -> bool:
         call_id = new_id()
+        t0 = time.perf_counter()
         if strict:
             req = ReservationRequest(
                 tenant=tenant,
@@ -84,24 +101,26 @@ class Gateway:
             if decision is None or not decision.granted:
                 return False
         else:
-            r = self.ledger.admit(
+            r = await self.ledger.admit_within(
                 tenant=tenant,
                 session_id=session,
                 call_id=call_id,
                 amount_usd=cost,
                 requested_budget_usd=BUDGET,
                 policy=TenantPolicy(),
+                wait_s=wait_s,
             )
             if not isinstance(r, Reservation):
                 return False
+        self.admit_s.append(time.perf_counter() - t0)
         common = {"tenant": tenant, "session_id": session, "call_id": call_id, "provider": "openai", "endpoint": "x"}
         started = CallStarted(**common, reserved_usd=cost, budget_usd=BUDGET)  # type: ignore[arg-type]
-        await self.send(self.topics.calls, started.key, encode(started))
+        await self.emit(self.topics.calls, started.key, encode(started))
         await asyncio.sleep(call_ms / 1000)
         finished = CallFinished(**common, status_code=200, cost_usd=cost, reserved_usd=cost)  # type: ignore[arg-type]
         if not strict:
             self.ledger.settle(r, cost)
-        await self.send(self.topics.calls, finished.key, encode(finished))
+        await self.emit(self.topics.calls, finished.key, encode(finished))
         return True
 
 
@@ -109,11 +128,17 @@ async def run_mode(gateways: list[Gateway], strict: bool, args: argparse.Namespa
     tenant, session = "bench", f"{'strict' if strict else 'fast'}-{uuid.uuid4().hex[:6]}"
     cost = Decimal(args.cost)
     admitted = 0
+    rng = random.Random()
+
+    def duration() -> float:
+        if args.call_ms_max is None:
+            return float(args.call_ms)
+        return rng.uniform(args.call_ms_min, args.call_ms_max)
 
     async def client(g: Gateway) -> None:
         nonlocal admitted
         for _ in range(100):
-            if not await g.call(tenant, session, cost, args.call_ms, strict):
+            if not await g.call(tenant, session, cost, duration(), strict=strict, wait_s=args.wait_s):
                 return
             admitted += 1
 
@@ -152,7 +177,7 @@ async def main(args: argparse.Namespace) -> None:
                 [sys.executable, "-m", "services.cli", "budget"], env=env, cwd=ROOT, stdout=log, stderr=log
             )
         )
-    gateways = [Gateway(bootstrap, topics, prefix, f"gw{i}") for i in range(2)]
+    gateways = [Gateway(bootstrap, topics, prefix, f"gw{i}", args.linger_ms) for i in range(2)]
     try:
         for g in gateways:
             await g.start()
@@ -160,15 +185,36 @@ async def main(args: argparse.Namespace) -> None:
         ok = 0
         deadline = time.monotonic() + 120
         while ok < 8 and time.monotonic() < deadline:
-            ok = ok + 1 if await gateways[ok % 2].call("warm", new_id(), Decimal("0.01"), 0, True) else 0
-        for strict in (False, True):
-            n, spent = await run_mode(gateways, strict, args)
-            over = max(Decimal(0), spent - BUDGET)
+            ok = ok + 1 if await gateways[ok % 2].call("warm", new_id(), Decimal("0.01"), 0, strict=True) else 0
+        print(f"load average: {os.getloadavg()}", flush=True)
+        ranged = args.call_ms_max is not None
+        shape = f"{args.call_ms_min:.0f}-{args.call_ms_max:.0f} ms" if ranged else f"{args.call_ms} ms"
+        modes = [("fast", share) for share in args.share] + [("strict", 0)]
+        for mode, share in modes:
+            for g in gateways:
+                g.ledger.gateways = max(1, share)
+            overs = []
+            for g in gateways:
+                g.admit_s.clear()
+            for _ in range(args.rounds):
+                n, spent = await run_mode(gateways, mode == "strict", args)
+                over = max(Decimal(0), spent - BUDGET)
+                overs.append(int(over / Decimal(args.cost)))
+                label = f"fast share {share}" if mode == "fast" else "strict"
+                print(
+                    f"{label:13}: 2 gateways x {args.clients} clients, calls {shape}, cost ${args.cost}, "
+                    f"budget ${BUDGET}: admitted {n} calls, spent ${spent}, overshoot ${over} "
+                    f"({overs[-1]} calls)",
+                    flush=True,
+                )
+            waits = sorted(w * 1000 for g in gateways for w in g.admit_s)
             print(
-                f"{'strict' if strict else 'fast  '}: 2 gateways x {args.clients} clients, call {args.call_ms} ms, "
-                f"cost ${args.cost}, budget ${BUDGET}: admitted {n} calls, spent ${spent}, "
-                f"overshoot ${over} ({int(over / Decimal(args.cost))} calls)"
+                f"  -> overshoot in calls over {args.rounds} rounds: {overs}; admission of admitted calls "
+                f"p50 {waits[len(waits) // 2]:.1f} ms, p90 {waits[int(len(waits) * 0.9)]:.1f} ms, "
+                f"max {waits[-1]:.1f} ms",
+                flush=True,
             )
+        print(f"load average: {os.getloadavg()}")
     finally:
         for g in gateways:
             await g.stop()
@@ -181,6 +227,12 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=10, help="concurrent clients per gateway")
     p.add_argument("--call-ms", type=float, default=50)
+    p.add_argument("--call-ms-min", type=float, default=500)
+    p.add_argument("--call-ms-max", type=float, default=None, help="with it, call durations are uniform min..max")
     p.add_argument("--cost", default="0.01")
+    p.add_argument("--share", type=int, nargs="+", default=[2, 1], help="fast mode's gateways setting(s) to run")
+    p.add_argument("--wait-s", type=float, default=1.0, help="fast mode: longest wait of a call over its share")
+    p.add_argument("--linger-ms", type=int, default=20, help="the gateway emitter's linger")
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--web-port", type=int, default=16110)
     asyncio.run(main(p.parse_args()))

@@ -9,13 +9,18 @@ and the table does not reflect yet:
   spent, and, if the table still holds its reservation, that reservation taken off reserved.
 
 Each local entry is dropped as soon as the table reflects it, so nothing is counted twice
-and no cost is forgotten in between. The check and the reservation happen with no ``await``
-in between, so concurrent requests on one gateway cannot slip past each other.
+and no cost is forgotten in between. Entries are checked when their session is looked up,
+and also by a sweep that each new entry advances by a couple of sessions (round robin), so a
+session that never calls again does not keep its last entry for ``forget_after_s``. The
+check and the reservation happen with no ``await`` in between, so concurrent requests on one
+gateway cannot slip past each other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -63,6 +68,14 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
+class Deferral:
+    """Admissible, but over this gateway's share of what the table leaves: wait for the
+    table to reflect this gateway's own calls, then decide again."""
+
+    view: SessionView
+
+
+@dataclass(frozen=True, slots=True)
 class Refusal:
     code: RefusalCode
     message: str
@@ -85,6 +98,7 @@ class AdmissionStats:
     refused_paused: int = 0
     unknown_open: int = 0
     unknown_closed: int = 0
+    deferred: int = 0
 
 
 @dataclass
@@ -95,9 +109,19 @@ class BudgetLedger:
     stale_after_s: float = 10.0
     # Local entries are forgotten after this long whatever happens, so memory stays bounded.
     forget_after_s: float = 600.0
+    # Gateways sharing sessions in fast mode. Above 1, a gateway's calls the table does not
+    # reflect yet may take at most 1/gateways of what the table leaves (or one call), so
+    # gateways admitting at once, blind to each other, pass the budget by at most one call
+    # each; a call over the share waits for the table (``admit_within``).
+    gateways: int = 1
     clock: Callable[[], float] = time.monotonic
+    # Sessions the sweep checks per new entry: more than one, so the sweep outpaces the (at
+    # most one) session each entry adds and the set shrinks even when no session recurs.
+    sweep_per_entry: int = 2
     stats: AdmissionStats = field(default_factory=AdmissionStats)
-    _local: dict[bytes, dict[str, _Local]] = field(default_factory=dict)
+    # Ordered: the sweep takes sessions from the front and puts the unresolved ones at the
+    # back, O(1) each (a plain dict's first item is found by skipping deleted slots).
+    _local: OrderedDict[bytes, dict[str, _Local]] = field(default_factory=OrderedDict)
     # Budget asked for by calls not yet folded (a new session's first calls).
     _local_budget: dict[bytes, Decimal] = field(default_factory=dict)
 
@@ -113,7 +137,8 @@ class BudgetLedger:
         amount_usd: Decimal,
         requested_budget_usd: Decimal | None,
         policy: TenantPolicy,
-    ) -> Reservation | Refusal:
+        share: bool = True,
+    ) -> Reservation | Refusal | Deferral:
         key = session_key(tenant, session_id)
         view, state = self._view(key, policy, requested_budget_usd)
         if not view.known:
@@ -134,15 +159,57 @@ class BudgetLedger:
                 f"in flight ${view.reserved_usd}, this call up to ${amount_usd}",
                 view,
             )
-        self._local.setdefault(key, {})[call_id] = _Local(amount_usd, self.clock())
+        if share and self.gateways > 1 and view.budget_usd is not None:
+            in_table = (state.spent_usd + state.reserved_usd) if state is not None else Decimal(0)
+            unseen = view.spent_usd + view.reserved_usd - in_table
+            if unseen > 0 and unseen + amount_usd > (view.budget_usd - in_table) / self.gateways:
+                return Deferral(view)
+        self._add(key, call_id, amount_usd)
         if (state is None or state.budget_usd is None) and view.budget_usd is not None:
             self._local_budget[key] = view.budget_usd
         self.stats.admitted += 1
         return Reservation(key, call_id, amount_usd, view.budget_usd)
 
+    async def admit_within(
+        self,
+        *,
+        tenant: str,
+        session_id: str,
+        call_id: str,
+        amount_usd: Decimal,
+        requested_budget_usd: Decimal | None,
+        policy: TenantPolicy,
+        wait_s: float,
+        poll_s: float = 0.01,
+    ) -> Reservation | Refusal:
+        """``admit``, waiting while deferred; past ``wait_s`` (the table is not reflecting this
+        gateway's calls) the share no longer applies, as with a single gateway."""
+        deadline = self.clock() + wait_s
+        waited = False
+        while True:
+            result = self.admit(
+                tenant=tenant,
+                session_id=session_id,
+                call_id=call_id,
+                amount_usd=amount_usd,
+                requested_budget_usd=requested_budget_usd,
+                policy=policy,
+                share=self.clock() < deadline,
+            )
+            if not isinstance(result, Deferral):
+                return result
+            if not waited:
+                waited = True
+                self.stats.deferred += 1
+            await asyncio.sleep(poll_s)
+
     def track(self, reservation: Reservation) -> None:
         """Record a reservation granted elsewhere (strict mode) so local views include it."""
-        self._local.setdefault(reservation.key, {})[reservation.call_id] = _Local(reservation.amount_usd, self.clock())
+        self._add(reservation.key, reservation.call_id, reservation.amount_usd)
+
+    def _add(self, key: bytes, call_id: str, amount_usd: Decimal) -> None:
+        self.sweep(self.sweep_per_entry)
+        self._local.setdefault(key, {})[call_id] = _Local(amount_usd, self.clock())
 
     def settle(self, reservation: Reservation, cost_usd: Decimal | None) -> None:
         """The call is over: its reservation gives way to its actual cost (the reservation when unpriced)."""
@@ -152,6 +219,30 @@ class BudgetLedger:
         entry.finished = True
         entry.cost = cost_usd if cost_usd is not None else entry.reservation
         entry.started = self.clock()
+
+    def __len__(self) -> int:
+        """Sessions with local entries (the table has not reflected them yet)."""
+        return len(self._local)
+
+    def sweep(self, max_sessions: int) -> None:
+        """Check up to ``max_sessions`` sessions, oldest checked first: drop the entries the
+        table reflects or that expired; a session still waiting goes to the back."""
+        now = self.clock()
+        for _ in range(min(max_sessions, len(self._local))):
+            key, local = next(iter(self._local.items()))
+            state = self.source.get(key)
+            for call_id, entry in list(local.items()):
+                if self._gone(call_id, entry, state, now):
+                    del local[call_id]
+            if local:
+                self._local.move_to_end(key)
+            else:
+                del self._local[key]
+                self._local_budget.pop(key, None)
+
+    def _gone(self, call_id: str, entry: _Local, state: SessionState | None, now: float) -> bool:
+        """The table has folded the call's end, or the entry is past any use."""
+        return (state is not None and call_id in state.recent_finished) or now - entry.started > self.forget_after_s
 
     def _view(
         self, key: bytes, policy: TenantPolicy, requested_budget: Decimal | None = None
@@ -164,11 +255,10 @@ class BudgetLedger:
         local = self._local.get(key)
         if local:
             for call_id, entry in list(local.items()):
-                in_table = state is not None and call_id in state.in_flight
-                done_in_table = state is not None and call_id in state.recent_finished
-                if done_in_table or now - entry.started > self.forget_after_s:
+                if self._gone(call_id, entry, state, now):
                     del local[call_id]
                     continue
+                in_table = state is not None and call_id in state.in_flight
                 if entry.finished:
                     spent += entry.cost or Decimal(0)
                     if in_table and state is not None:

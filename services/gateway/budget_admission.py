@@ -44,13 +44,16 @@ class BudgetAdmission:
         ledger: BudgetLedger,
         strict: StrictReservations | None,
         gateway_id: str,
+        *,
         strict_timeout_s: float = 5.0,
+        fast_wait_s: float = 1.0,
     ) -> None:
         self._settings = settings
         self._ledger = ledger
         self._strict = strict
         self._gateway_id = gateway_id
         self._strict_timeout_s = strict_timeout_s
+        self._fast_wait_s = fast_wait_s
         self._reservations: dict[str, Reservation] = {}
 
     async def admit(self, call: CallContext) -> Admitted:
@@ -64,13 +67,14 @@ class BudgetAdmission:
         if policy.budget_mode == "strict" and self._strict is not None:
             reservation = await self._strict_admit(call, session_id, amount, policy.on_unknown_state == "closed")
         else:
-            result = self._ledger.admit(
+            result = await self._ledger.admit_within(
                 tenant=call.tenant,
                 session_id=session_id,
                 call_id=call.call_id,
                 amount_usd=amount,
                 requested_budget_usd=call.session.budget_usd,
                 policy=policy,
+                wait_s=self._fast_wait_s,
             )
             if isinstance(result, Refusal):
                 raise _refuse(result)

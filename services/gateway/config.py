@@ -36,6 +36,12 @@ class GatewaySettings(CommonSettings):
     budget_strict_timeout_s: float = Field(5.0, gt=0)
     # A local call the session table has not reflected after this long: state unknown.
     budget_stale_after_s: float = Field(10.0, gt=0)
+    # Gateways sharing sessions in fast mode: each may admit, ahead of the table, at most
+    # 1/N of what the table leaves of a budget (or one call); 1 = no share (one gateway).
+    budget_fast_gateways: int = Field(1, ge=1)
+    # How long a fast-mode call over its gateway's share waits for the table before it is
+    # decided on this gateway's view alone.
+    budget_fast_wait_s: float = Field(1.0, ge=0)
 
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
     capture_payloads: bool = False

@@ -7,6 +7,7 @@ from aiohttp import web
 from services.common.topics import Topics
 from services.gateway.admission import Admission, IterationCounter
 from services.gateway.auth import TokenAuthenticator
+from services.gateway.budget import BudgetLedger
 from services.gateway.budget_admission import BudgetAdmission
 from services.gateway.config import GatewaySettings
 from services.gateway.emitter import Emitter
@@ -26,5 +27,6 @@ UPSTREAMS = web.AppKey("upstreams", Upstreams)
 GATEWAY_ID = web.AppKey("gateway_id", str)
 BUDGET = web.AppKey("budget", BudgetAdmission)
 REPLICA = web.AppKey("replica", SessionReplica)
+LEDGER = web.AppKey("budget_ledger", BudgetLedger)
 STRICT = web.AppKey("budget_strict", StrictReservations)
 SENDER = web.AppKey("budget_sender", BrokerSender)

@@ -5,10 +5,15 @@ worker owning the session's partition, which decides in partition order against 
 the decision comes back on the decisions topic keyed by gateway id. Every gateway reads the
 decisions topic from its end and keeps the ones addressed to it.
 
-A request that gets no answer in time is "unknown state" for the caller (the tenant's
-on_unknown_state decides), and its call id is released with a zero-cost CallFinished: folded
-before the request, it makes the request "already_finished"; folded after a late grant, it
-frees that grant. Either way nothing stays reserved.
+A request that gets no answer in time (worker slow or down, broker unreachable: the send and
+the wait share one deadline) is "unknown state" for the caller, and the tenant's
+on_unknown_state decides. Nothing is sent from here to release it: the proxy emits a
+CallFinished for every call id it admits or refuses, through the emitter and so through its
+on-disk spool when the broker is down. That event is the release. A refused call's zero-cost
+CallFinished folded before a late request makes it "already_finished", and one folded after a
+late grant frees that grant. A call admitted fail-open is released by its own CallFinished,
+which charges its actual cost. A zero-cost release here would have marked the call id
+finished first, so the fold would have ignored the real CallFinished and its cost.
 """
 
 from __future__ import annotations
@@ -17,14 +22,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from services.common.events import (
-    CallFinished,
     EventDecodeError,
     ReservationDecision,
     ReservationRequest,
@@ -59,14 +62,12 @@ class StrictReservations:
         *,
         requests_topic: str,
         decisions_topic: str,
-        calls_topic: str,
         gateway_id: str,
         send: Send,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._requests = requests_topic
         self._decisions = decisions_topic
-        self._calls = calls_topic
         self._gateway_id = gateway_id
         self._send = send
         self._waiting: dict[str, asyncio.Future[ReservationDecision]] = {}
@@ -98,38 +99,21 @@ class StrictReservations:
         return True
 
     async def reserve(self, request: ReservationRequest, within_s: float) -> ReservationDecision | None:
-        """The worker's decision, or None when none came in time (the call is then released)."""
+        """The worker's decision, or None when none came within ``within_s`` (send included)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ReservationDecision] = loop.create_future()
         self._waiting[request.call_id] = future
         try:
-            await self._send(self._requests, request.key, encode(request))
-            return await asyncio.wait_for(future, within_s)
+            # One deadline for both: with the broker down a send alone can wait for the
+            # producer's request timeout (tens of seconds) while the client waits.
+            async with asyncio.timeout(within_s):
+                await self._send(self._requests, request.key, encode(request))
+                return await future
         except (TimeoutError, KafkaError):
             self.timeouts += 1
-            await self._release(request)
             return None
         finally:
             self._waiting.pop(request.call_id, None)
-
-    async def _release(self, request: ReservationRequest) -> None:
-        release = CallFinished(
-            tenant=request.tenant,
-            session_id=request.session_id,
-            call_id=request.call_id,
-            provider="openai",
-            endpoint="reservation",
-            status_code=0,
-            outcome="refused",
-            cost_usd=Decimal(0),
-            gateway_id=self._gateway_id,
-        )
-        try:
-            await self._send(self._calls, release.key, encode(release))
-        except KafkaError as exc:
-            # The spool of the gateway's emitter is the place for this once wired in; until
-            # then a lost release only over-reserves (never overspends) until an admin resets.
-            log.error("could not release reservation %s: %s", request.call_id, exc)
 
     async def _listen(self, consumer: AIOKafkaConsumer) -> None:
         partitions = await self._partitions()

@@ -49,7 +49,6 @@ async def test_two_gateways_two_workers_strict_budget_holds_exactly(
             kafka_bootstrap,
             requests_topic=topics.reservations,
             decisions_topic=topics.reservation_decisions,
-            calls_topic=topics.calls,
             gateway_id=f"gw{i}",
             send=send,
         )
