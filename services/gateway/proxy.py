@@ -8,13 +8,14 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from services.common.events import CallFinished, CallOutcome, CallStarted, PayloadCaptured, new_id, utcnow
 from services.gateway import keys
@@ -28,6 +29,7 @@ from services.gateway.errors import (
     UpstreamUnreachable,
     error_response,
 )
+from services.gateway.http_client import HTTPClientError, Response
 from services.gateway.pricing import cost_of
 from services.gateway.session_headers import NO_SESSION, SessionHeaders, parse_session_headers
 from services.gateway.upstream import Upstream
@@ -55,6 +57,8 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
         "host",
         "content-length",
+        # The gateway has read the whole body already: a 100-continue handshake is ours, not upstream's.
+        "expect",
     )
 )
 _CLIENT_AUTH = frozenset(("authorization", "x-api-key", "accept-encoding"))
@@ -109,32 +113,49 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _upstream_headers(headers: CIMultiDictProxy[str], up: Upstream) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
+@lru_cache(maxsize=1024)
+def _quote_path(path: str) -> str:
+    """The route's path is percent-decoded; encode it again for the request line (a handful of
+    distinct paths in practice, hence the cache)."""
+    return quote(path, safe="/:@!$&'()*+,;=~")
+
+
+def _upstream_headers(headers: CIMultiDictProxy[str], up: Upstream) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     for name, value in headers.items():
         low = name.lower()
         if low in _HOP_BY_HOP or low in _CLIENT_AUTH or low.startswith("x-agentwatch-"):
             continue
-        out.add(name, value)
-    for name, value in up.default_headers.items():
-        if name not in out:
-            out[name] = value
-    out.update(up.auth_headers)
-    out["Accept-Encoding"] = "identity"
+        out.append((name, value))
+    if up.default_headers:
+        present = {name.lower() for name, _ in out}
+        out.extend((name, value) for name, value in up.default_headers if name not in present)
+    # The client's credentials and Accept-Encoding were dropped above: these are the only ones.
+    out.extend(up.auth_headers)
+    out.append(("Accept-Encoding", "identity"))
     return out
 
 
-def _response_headers(upstream: CIMultiDictProxy[str], call_id: str, admitted: Admitted) -> CIMultiDict[str]:
+def _response_headers(raw: list[tuple[bytes, bytes]], call_id: str, admitted: Admitted) -> tuple[CIMultiDict[str], str]:
+    """The headers passed to the client, and the upstream's content type."""
     out: CIMultiDict[str] = CIMultiDict()
-    for name, value in upstream.items():
-        if name.lower() not in _RESPONSE_DROP:
-            out.add(name, value)
+    ctype = ""
+    for raw_name, raw_value in raw:
+        name = raw_name.decode("latin-1")  # a token: ASCII, llhttp checked it
+        low = name.lower()
+        if low in _RESPONSE_DROP:
+            continue
+        # aiohttp writes header values as UTF-8; an invalid byte becomes U+FFFD, never an error.
+        value = raw_value.decode("utf-8", "replace")
+        if low == "content-type" and not ctype:
+            ctype = value
+        out.add(name, value)
     out[CALL_ID_HEADER] = call_id
     if admitted.spent_usd is not None:
         out[SPENT_HEADER] = str(admitted.spent_usd)
     if admitted.remaining_usd is not None:
         out[REMAINING_HEADER] = str(admitted.remaining_usd)
-    return out
+    return out, ctype
 
 
 @dataclass(slots=True)
@@ -332,17 +353,14 @@ class Proxy:
         capture = settings.capture_payloads
         # The client's query string is forwarded as it came, without re-encoding.
         qs = request.raw_path.partition("?")[2]
-        url = URL(f"{up.base_url}/{path}?{qs}" if qs else f"{up.base_url}/{path}", encoded=True)
+        target = f"/{_quote_path(path)}?{qs}" if qs else f"/{_quote_path(path)}"
         headers = _upstream_headers(request.headers, up)
         try:
-            upstream_cm = up.session.request(
-                request.method, url, data=body or None, headers=headers, allow_redirects=False
-            )
-            upstream = await upstream_cm.__aenter__()
+            upstream = await up.client.request(request.method, target, headers, body)
         except TimeoutError as exc:
             result.status, result.outcome = 504, "upstream_timeout"
             raise UpstreamTimeout(f"{self.provider} did not answer in time") from exc
-        except aiohttp.ClientError as exc:
+        except HTTPClientError as exc:
             result.status, result.outcome = 502, "upstream_unreachable"
             raise UpstreamUnreachable(f"{self.provider} is unreachable: {type(exc).__name__}") from exc
         try:
@@ -350,15 +368,14 @@ class Proxy:
             metrics.upstream_status.labels(self.provider, str(upstream.status)).inc()
             if upstream.status >= 400:
                 result.outcome = "upstream_error"
-            out_headers = _response_headers(upstream.headers, call_id, admitted)
-            ctype = upstream.headers.get("Content-Type", "")
+            out_headers, ctype = _response_headers(upstream.headers, call_id, admitted)
             if not ctype.startswith("text/event-stream"):
                 try:
                     data = await upstream.read()
                 except TimeoutError as exc:
                     result.status, result.outcome = 504, "upstream_timeout"
                     raise UpstreamTimeout(f"{self.provider} did not finish its answer in time") from exc
-                except aiohttp.ClientError as exc:
+                except HTTPClientError as exc:
                     result.status, result.outcome = 502, "upstream_unreachable"
                     raise UpstreamUnreachable(f"{self.provider} broke off its answer") from exc
                 if upstream.status < 400 and "json" in ctype:
@@ -376,13 +393,14 @@ class Proxy:
                 capture=capture,
             )
         finally:
-            await upstream_cm.__aexit__(None, None, None)
+            # Back to the pool only if the body was read to the end; otherwise closed.
+            upstream.release()
 
     async def _stream(
         self,
         request: web.Request,
         *,
-        upstream: aiohttp.ClientResponse,
+        upstream: Response,
         headers: CIMultiDict[str],
         hide_usage: bool,
         t0: float,
@@ -395,7 +413,7 @@ class Proxy:
         captured: list[bytes] = []
         await response.prepare(request)
         try:
-            async for chunk in upstream.content.iter_any():
+            while chunk := await upstream.read_chunk():
                 if result.ttft_ms is None:
                     result.ttft_ms = (time.perf_counter() - t0) * 1000.0
                 if hide_usage:
@@ -413,11 +431,11 @@ class Proxy:
                 await response.write(rest)
             await response.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            # The client went away: leaving the upstream context closes its connection.
+            # The client went away: releasing the unfinished upstream response closes its connection.
             result.outcome, result.status = "client_disconnected", CLIENT_CLOSED
         except TimeoutError:
             result.outcome = "upstream_timeout"
-        except aiohttp.ClientError:
+        except HTTPClientError:
             result.outcome = "upstream_unreachable"
         if capture:
             result.response_capture = b"".join(captured)
