@@ -100,16 +100,19 @@ def fingerprint(endpoint: str, body: dict[str, Any] | None) -> str | None:
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
+    content = request.content
     parts: list[bytes] = []
     size = 0
     while True:
-        chunk = await request.content.readany()
+        chunk = await content.readany()
         if not chunk:
             break
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
         parts.append(chunk)
+        if content.at_eof():
+            break  # a body that came in one read needs no second wait to learn it ended
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
@@ -136,26 +139,45 @@ def _upstream_headers(headers: CIMultiDictProxy[str], up: Upstream) -> list[tupl
     return out
 
 
-def _response_headers(raw: list[tuple[bytes, bytes]], call_id: str, admitted: Admitted) -> tuple[CIMultiDict[str], str]:
+# What a response header name means to the proxy: its str form, dropped?, the content type?
+_HeaderName = tuple[str, bool, bool]
+# Providers send a few dozen distinct header names; beyond this many, names are not cached.
+_NAME_CACHE_MAX = 512
+
+
+def _header_name(raw: bytes, cache: dict[bytes, _HeaderName]) -> _HeaderName:
+    known = cache.get(raw)
+    if known is None:
+        name = raw.decode("latin-1")  # a token: ASCII, llhttp checked it
+        low = name.lower()
+        known = (name, low in _RESPONSE_DROP, low == "content-type")
+        if len(cache) < _NAME_CACHE_MAX:
+            cache[raw] = known
+    return known
+
+
+def _response_headers(
+    raw: list[tuple[bytes, bytes]], call_id: str, admitted: Admitted, names: dict[bytes, _HeaderName]
+) -> tuple[CIMultiDict[str], str]:
     """The headers passed to the client, and the upstream's content type."""
-    out: CIMultiDict[str] = CIMultiDict()
+    out: list[tuple[str, str]] = []
     ctype = ""
     for raw_name, raw_value in raw:
-        name = raw_name.decode("latin-1")  # a token: ASCII, llhttp checked it
-        low = name.lower()
-        if low in _RESPONSE_DROP:
+        name, drop, is_ctype = _header_name(raw_name, names)
+        if drop:
             continue
         # aiohttp writes header values as UTF-8; an invalid byte becomes U+FFFD, never an error.
         value = raw_value.decode("utf-8", "replace")
-        if low == "content-type" and not ctype:
+        if is_ctype and not ctype:
             ctype = value
-        out.add(name, value)
-    out[CALL_ID_HEADER] = call_id
+        out.append((name, value))
+    out.append((CALL_ID_HEADER, call_id))
     if admitted.spent_usd is not None:
-        out[SPENT_HEADER] = str(admitted.spent_usd)
+        out.append((SPENT_HEADER, str(admitted.spent_usd)))
     if admitted.remaining_usd is not None:
-        out[REMAINING_HEADER] = str(admitted.remaining_usd)
-    return out, ctype
+        out.append((REMAINING_HEADER, str(admitted.remaining_usd)))
+    # Built once from a list: web.Response keeps a CIMultiDict as given.
+    return CIMultiDict(out), ctype
 
 
 @dataclass(slots=True)
@@ -172,6 +194,7 @@ class Proxy:
 
     def __init__(self, provider: ProviderName) -> None:
         self.provider = provider
+        self._header_names: dict[bytes, _HeaderName] = {}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         app = request.app
@@ -185,17 +208,17 @@ class Proxy:
             up = app[keys.UPSTREAMS].get(provider)
             body = await _read_body(request, settings.max_body_bytes)
         except GatewayError as err:
-            metrics.requests.labels(provider, str(err.status)).inc()
+            metrics.count_request(provider, err.status)
             return error_response(provider, err)
         try:
             return await self._forward(request, tenant=tenant, session=session, up=up, body=body, t0=t0)
         except GatewayError as err:
-            metrics.requests.labels(provider, str(err.status)).inc()
+            metrics.count_request(provider, err.status)
             return error_response(provider, err)
         except Exception:
             # A bug of ours: logged with its trace here, never sent to the client.
             log.exception("unexpected error proxying a %s call", provider)
-            metrics.requests.labels(provider, "500").inc()
+            metrics.count_request(provider, 500)
             return error_response(provider, GatewayError("internal gateway error"))
 
     async def _forward(
@@ -253,7 +276,6 @@ class Proxy:
             "project": session.project,
             "team": session.team,
             "provider": provider,
-            "model": model,
             "endpoint": endpoint,
             "streamed": streamed,
             "fingerprint": fp,
@@ -265,6 +287,7 @@ class Proxy:
         except CallRefused as err:
             refused = CallFinished(
                 **common,
+                model=model,
                 status_code=err.status,
                 outcome="refused",
                 started_at=started_at,
@@ -272,12 +295,12 @@ class Proxy:
             )
             emitter.emit(topics.calls, refused)
             await admission.settle(call, refused)
-            metrics.requests.labels(provider, str(err.status)).inc()
+            metrics.count_request(provider, err.status)
             return error_response(provider, err, {CALL_ID_HEADER: call_id, **err.figure_headers()})
 
         emitter.emit(
             topics.calls,
-            CallStarted(**common, reserved_usd=admitted.reserved_usd, budget_usd=admitted.budget_usd),
+            CallStarted(**common, model=model, reserved_usd=admitted.reserved_usd, budget_usd=admitted.budget_usd),
         )
         result = _Outcome()
         try:
@@ -307,7 +330,8 @@ class Proxy:
             # nothing (an upstream error) costs exactly $0.
             cost = cost_of(provider, usage)
             finished = CallFinished(
-                **{**common, "model": usage.model},
+                **common,
+                model=usage.model,
                 status_code=result.status,
                 outcome=result.outcome,
                 input_tokens=usage.input_tokens,
@@ -326,8 +350,8 @@ class Proxy:
                 emitter.emit(
                     topics.payloads, _capture(common, body, result.response_capture, settings.capture_max_bytes)
                 )
-            metrics.requests.labels(provider, str(result.status)).inc()
-            metrics.latency.labels(provider).observe(time.perf_counter() - t0)
+            metrics.count_request(provider, result.status)
+            metrics.observe_latency(provider, time.perf_counter() - t0)
             try:
                 await admission.settle(call, finished)
             except Exception:
@@ -365,10 +389,10 @@ class Proxy:
             raise UpstreamUnreachable(f"{self.provider} is unreachable: {type(exc).__name__}") from exc
         try:
             result.status = upstream.status
-            metrics.upstream_status.labels(self.provider, str(upstream.status)).inc()
+            metrics.count_upstream(self.provider, upstream.status)
             if upstream.status >= 400:
                 result.outcome = "upstream_error"
-            out_headers, ctype = _response_headers(upstream.headers, call_id, admitted)
+            out_headers, ctype = _response_headers(upstream.headers, call_id, admitted, self._header_names)
             if not ctype.startswith("text/event-stream"):
                 try:
                     data = await upstream.read()

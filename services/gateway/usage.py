@@ -70,18 +70,27 @@ def apply_anthropic_usage(usage: Usage, u: dict[str, Any]) -> None:
         usage.output_tokens = _int(u, "output_tokens")
 
 
+class _UsageFields(msgspec.Struct):
+    """The two fields of a response body usage is read from; the decoder skips the rest (the
+    generated content) without building it."""
+
+    model: Any = None
+    usage: Any = None
+
+
+_decode_usage_fields = msgspec.json.Decoder(_UsageFields).decode
+
+
 def from_body(provider: str, body: bytes) -> Usage:
     """Usage of a whole (non-streamed) JSON response; zero usage if it has none."""
     usage = Usage()
     try:
-        doc = _decode(body)
-    except msgspec.DecodeError:
+        doc = _decode_usage_fields(body)
+    except msgspec.DecodeError:  # not JSON, or not an object (ValidationError is a DecodeError)
         return usage
-    if not isinstance(doc, dict):
-        return usage
-    model = doc.get("model")
+    model = doc.model
     usage.model = model if isinstance(model, str) else None
-    u = doc.get("usage")
+    u = doc.usage
     if isinstance(u, dict):
         if provider == "anthropic":
             apply_anthropic_usage(usage, u)
