@@ -108,6 +108,19 @@ class Response:
             raise RuntimeError("response already released")
         return await conn.read_chunk()
 
+    def read_nowait(self) -> bytes:
+        """The body bytes that have arrived and not been read, without waiting (maybe ``b""``)."""
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("response already released")
+        return conn.read_nowait()
+
+    @property
+    def body_done(self) -> bool:
+        """The body arrived to its end and was read: the response can be released for reuse."""
+        conn = self._conn
+        return conn is not None and conn.body_done
+
     def release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

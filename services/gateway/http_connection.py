@@ -232,6 +232,19 @@ class Connection(asyncio.Protocol):
         self._resume()
         return body[0] if len(body) == 1 else b"".join(body)
 
+    def read_nowait(self) -> bytes:
+        """The body bytes already here, without waiting (``b""`` if none)."""
+        if not self._body:
+            return b""
+        body, self._body, self._buffered = self._body, [], 0
+        self._resume()
+        return body[0] if len(body) == 1 else b"".join(body)
+
+    @property
+    def body_done(self) -> bool:
+        """The whole body arrived and was read: the next read would return ``b""``."""
+        return self._complete and not self._body
+
     @property
     def reusable(self) -> bool:
         """Whether the exchange ended cleanly, both sides keep the connection, and our request

@@ -134,7 +134,10 @@ class SSEParser:
         return rest
 
     def _observe(self, event: bytes) -> None:
-        if b'"usage"' not in event and b'"model"' not in event:
+        # Decode only an event that can change what is recorded: one carrying a usage object,
+        # or one naming the model while it is still unknown. Every OpenAI chunk names the model
+        # and, with include_usage, has `"usage":null`: decoding each was the parser's main cost.
+        if not _has_usage_object(event) and (self.usage.model is not None or b'"model"' not in event):
             return
         payload = _data_of(event)
         if payload is None:
@@ -173,6 +176,18 @@ class SSEParser:
         u = doc.get("usage")
         if isinstance(u, dict):
             apply_anthropic_usage(self.usage, u)
+
+
+def _has_usage_object(event: bytes) -> bool:
+    """Whether a `"usage"` key is followed by an object (not null). Inside a JSON string the
+    quotes would be escaped, so a match is a key; a false match only costs a decode."""
+    at = event.find(b'"usage"')
+    while at != -1:
+        rest = event[at + 7 : at + 71].lstrip()
+        if rest[:1] == b":" and rest[1:].lstrip()[:1] == b"{":
+            return True
+        at = event.find(b'"usage"', at + 7)
+    return False
 
 
 def _data_of(event: bytes) -> bytes | None:

@@ -692,3 +692,32 @@ def test_errors_share_one_base() -> None:
         assert issubclass(cls, HTTPClientError)
     with pytest.raises(ValueError, match="http"):
         HTTPClient("ftp://x", pool_size=1, connect_timeout_s=1, read_timeout_s=1)
+
+
+def test_read_nowait_and_body_done(run: Run) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+        await asyncio.sleep(0.1)
+        await peer.send(b"01234")
+        await asyncio.sleep(0.1)
+        await peer.send(b"56789")
+
+    async def main() -> None:
+        srv = await Server(handler).start()
+        c = client(srv)
+        resp = await c.request("GET", "/x", [])
+        assert resp.read_nowait() == b""  # nothing of the body yet: no waiting either
+        assert not resp.body_done
+        await asyncio.sleep(0.15)
+        assert resp.read_nowait() == b"01234"
+        assert not resp.body_done
+        assert await resp.read_chunk() == b"56789"
+        assert resp.body_done
+        assert await resp.read_chunk() == b""
+        resp.release()
+        assert c.idle_connections == 1
+        await c.close()
+        await srv.stop()
+
+    run(main())
