@@ -52,6 +52,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--stream", action="store_true", help="streamed chat completions")
+    parser.add_argument("--exe", default=compare.AGENTWATCH, help="agentwatch executable (another checkout's)")
     parser.add_argument("--rate", type=float, default=None, help="open loop at this rate (default: 50 clients)")
     args = parser.parse_args()
     pyspy = Path(compare.PY).parent / "py-spy"
@@ -64,7 +65,7 @@ def main() -> int:
     body.write_text(json.dumps({**compare.BODY, "stream": True} if args.stream else compare.BODY))
     with ExitStack() as stack:
         upstream = compare.start_upstream(stack, work, 0.0)
-        target = compare.start_agentwatch(stack, work, upstream)
+        target = compare.start_agentwatch(stack, work, upstream, exe=args.exe)
         assert target.pid is not None
         result: dict[str, object] = {}
 
