@@ -17,13 +17,16 @@ TRACE, PUT, DELETE) — then it is sent once more on another connection. A POST 
 twice: after our bytes left, we cannot prove the server did not act on them. Connections
 already seen closed are skipped *before* anything is written to them, which is not a retry.
 
-Timeouts: ``connect_timeout_s`` for TCP + TLS; ``read_timeout_s`` for the longest silence
-while waiting on the server (for the head or for more body), not for a whole stream.
+Timeouts: ``connect_timeout_s`` for name lookup + TCP + TLS; ``read_timeout_s`` for the
+longest silence while waiting on the server (for the head or for more body), not for a whole
+stream. Names are resolved at most every five minutes (one shared lookup), each address tried
+in turn; when all fail, the next connection resolves again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import Iterable
@@ -45,6 +48,8 @@ _IDEMPOTENT: Final = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELET
 # Methods that carry no Content-Length when they have no body (others get "0", as aiohttp did).
 _NO_BODY_METHODS: Final = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"))
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# How long resolved addresses are reused for new connections (aiohttp's ttl_dns_cache was 300).
+_DNS_TTL_S: Final = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,11 @@ class HTTPClient:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._open = 0
         self._closed = False
+        # The origin's resolved (family, sockaddr) pairs and until when to reuse them.
+        self._addresses: list[tuple[int, tuple[str, int]]] = []
+        self._addresses_until = 0.0
+        # One lookup at a time: a burst of new connections on a cold cache shares it.
+        self._lookup: asyncio.Task[list[tuple[int, tuple[str, int]]]] | None = None
         # Connections ever opened: lets tests and metrics see reuse.
         self.connections_opened = 0
 
@@ -260,20 +270,59 @@ class HTTPClient:
         origin = self.origin
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(loop, self._read_timeout),
-                    origin.host,
-                    origin.port,
-                    ssl=self._ssl,
-                    server_hostname=origin.host if self._ssl is not None else None,
-                )
+                addresses = await self._resolve(loop)
+                failure: OSError = OSError(f"{origin.host} has no address")
+                for family, sockaddr in addresses:
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: Connection(loop, self._read_timeout),
+                            sockaddr[0],
+                            sockaddr[1],
+                            family=family,
+                            ssl=self._ssl,
+                            server_hostname=origin.host if self._ssl is not None else None,
+                        )
+                    except ssl.SSLError:
+                        raise  # the server answered: another address of it will not do better
+                    except OSError as exc:
+                        failure = exc
+                        continue
+                    return conn
+                # Every address failed: resolve afresh next time (the service may have moved).
+                self._addresses = []
+                raise failure
         except TimeoutError as exc:
             raise ConnectTimeout(f"no connection to {origin} within {self._connect_timeout:g} s") from exc
         except OSError as exc:
-            # ssl.SSLError (certificate, handshake) is an OSError too.
-            reason = exc.strerror or type(exc).__name__
+            # ssl.SSLError (certificate, handshake) and socket.gaierror are OSErrors too.
+            reason = exc.strerror or str(exc) or type(exc).__name__
             raise ConnectFailed(f"cannot connect to {origin}: {reason}") from exc
-        return conn
+
+    async def _resolve(self, loop: asyncio.AbstractEventLoop) -> list[tuple[int, tuple[str, int]]]:
+        """The origin's addresses, resolved at most once per ``_DNS_TTL_S`` (a lookup per new
+        connection would put the resolver on the path of every burst)."""
+        if self._addresses and loop.time() < self._addresses_until:
+            return self._addresses
+        if self._lookup is None:
+            self._lookup = loop.create_task(self._look_up(loop))
+            self._lookup.add_done_callback(self._lookup_done)
+        # Shielded: one caller giving up (cancelled, timed out) does not fail the others' lookup.
+        return await asyncio.shield(self._lookup)
+
+    async def _look_up(self, loop: asyncio.AbstractEventLoop) -> list[tuple[int, tuple[str, int]]]:
+        infos = await loop.getaddrinfo(self.origin.host, self.origin.port, type=socket.SOCK_STREAM)
+        found: list[tuple[int, tuple[str, int]]] = []
+        for family, _, _, _, sockaddr in infos:
+            entry = (int(family), (str(sockaddr[0]), int(sockaddr[1])))
+            if entry not in found:
+                found.append(entry)
+        self._addresses, self._addresses_until = found, loop.time() + _DNS_TTL_S
+        return found
+
+    def _lookup_done(self, task: asyncio.Task[list[tuple[int, tuple[str, int]]]]) -> None:
+        self._lookup = None
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter may have gone
 
     def _release(self, conn: Connection) -> None:
         conn.end_exchange()

@@ -721,3 +721,51 @@ def test_read_nowait_and_body_done(run: Run) -> None:
         await srv.stop()
 
     run(main())
+
+
+def test_names_resolved_once_and_every_address_tried() -> None:
+    async def main() -> None:
+        srv = await Server(serve_each(lambda r: ok(b"{}"))).start()
+        loop = asyncio.get_running_loop()
+        lookups: list[str] = []
+        real = loop.getaddrinfo
+
+        async def counting(host: Any, *args: Any, **kw: Any) -> Any:
+            lookups.append(host)
+            return await real(host, *args, **kw)
+
+        loop.getaddrinfo = counting  # type: ignore[method-assign]
+        c = HTTPClient(f"http://localhost:{srv.port}", pool_size=4, connect_timeout_s=2, read_timeout_s=2)
+
+        async def one() -> bytes:
+            async with await c.request("POST", "/x", [], b"{}") as resp:
+                return await resp.read()
+
+        assert await asyncio.gather(*(one() for _ in range(4))) == [b"{}"] * 4
+        assert c.connections_opened >= 2
+        assert len(lookups) <= 2 and lookups[0] == "localhost"  # not one lookup per connection
+        await c.close()
+
+        # An address that refuses is skipped for the next one.
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        dead_port = dead.getsockname()[1]
+        dead.close()
+        c = HTTPClient(f"http://localhost:{srv.port}", pool_size=4, connect_timeout_s=2, read_timeout_s=2)
+        c._addresses = [(socket.AF_INET, ("127.0.0.1", dead_port)), (socket.AF_INET, ("127.0.0.1", srv.port))]
+        c._addresses_until = loop.time() + 60
+        assert await one() == b"{}"
+        await c.close()
+        await srv.stop()
+
+    asyncio.run(main())
+
+
+def test_unresolvable_name(run: Run) -> None:
+    async def main() -> None:
+        c = HTTPClient("http://no-such-host.invalid", pool_size=1, connect_timeout_s=5, read_timeout_s=1)
+        with pytest.raises(ConnectFailed, match=r"cannot connect to http://no-such-host\.invalid"):
+            await c.request("GET", "/x", [])
+        assert c.open_connections == 0
+
+    run(main())
