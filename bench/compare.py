@@ -129,6 +129,27 @@ def rss_mb(pid: int) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(target: Target, loadgen: Path, body: Path, **kw: Any) -> dict[str, Any]:
+    """run_load, plus the proxy process's CPU time per answered request: a figure that a busy
+    machine moves far less than latency or throughput (neighbours take cores, not our cycles)."""
+    before = cpu_seconds(target.pid) if target.pid else None
+    r = run_load(loadgen, target, body, **kw)
+    after = cpu_seconds(target.pid) if target.pid else None
+    served = r.get("sent", 0) + r.get("warmup_sent", 0)  # the warm-up's requests cost CPU too
+    if before is not None and after is not None and served:
+        r["cpu_us_per_req"] = round((after - before) / served * 1e6, 1)
+    return r
+
+
 def run_load(
     loadgen: Path,
     target: Target,
@@ -354,11 +375,11 @@ def main() -> int:
             print(f"== {target.name}", flush=True)
             per_rate: list[dict[str, Any]] = []
             for rate in rates:
-                r = run_load(loadgen, target, body, rate=rate, seconds=args.seconds, stream=args.stream)
+                r = measure(target, loadgen, body, rate=rate, seconds=args.seconds, stream=args.stream)
                 per_rate.append(r)
                 print(
                     f"  {rate:>6.0f}/s  ok={r['ok']:<6} p50={r['latency_ms'].get('p50')} "
-                    f"p99={r['latency_ms'].get('p99')} ms"
+                    f"p99={r['latency_ms'].get('p99')} ms cpu/req={r.get('cpu_us_per_req', '—')} µs"
                     + (
                         f" ttft p50={r['ttft_ms'].get('p50')} p99={r['ttft_ms'].get('p99')}" if r.get("ttft_ms") else ""
                     ),
@@ -367,7 +388,7 @@ def main() -> int:
                 if not healthy(r, rate):
                     settle(target, body)
                     break
-            peak = run_load(loadgen, target, body, rate=None, seconds=args.seconds, stream=args.stream)
+            peak = measure(target, loadgen, body, rate=None, seconds=args.seconds, stream=args.stream)
             print(f"  max: {peak['achieved_rps']:.0f}/s (50 clients)", flush=True)
             results["targets"][target.name] = {
                 "rates": per_rate,
@@ -405,8 +426,8 @@ def render(results: dict[str, Any]) -> str:
         f"`{results.get('command', '')}` — {results['machine']['cpu']}, {results['machine']['cores']} cores, "
         f"upstream latency {results['latency_ms']} ms, load average at start " + (f"{la[0]:.2f}" if la else "?"),
         "",
-        "| target | rate/s | ok/s | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFT p50 / p99 ms |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | rate/s | ok/s | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFT p50 / p99 ms | CPU µs/req |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, data in t.items():
         for r in data["rates"]:
@@ -419,13 +440,15 @@ def render(results: dict[str, Any]) -> str:
             ttft = r.get("ttft_ms") or {}
             lines.append(
                 f"| {name} | {r['target_rate']:.0f} | {r['achieved_rps']:.0f} | {lat.get('p50', '—')} | "
-                f"{lat.get('p99', '—')} | {add50} | {add99} | {ttft.get('p50', '—')} / {ttft.get('p99', '—')} |"
+                f"{lat.get('p99', '—')} | {add50} | {add99} | {ttft.get('p50', '—')} / {ttft.get('p99', '—')} | "
+                f"{r.get('cpu_us_per_req', '—')} |"
             )
-    lines += ["", "| target | max throughput (50 clients) | RSS MB (now / peak) |", "|---|---|---|"]
+    lines += ["", "| target | max throughput (50 clients) | CPU µs/req | RSS MB (now / peak) |", "|---|---|---|---|"]
     for name, data in t.items():
         rss = data.get("rss_mb", {})
         lines.append(
-            f"| {name} | {data['max']['achieved_rps']:.0f}/s | {rss.get('VmRSS', '—')} / {rss.get('VmHWM', '—')} |"
+            f"| {name} | {data['max']['achieved_rps']:.0f}/s | {data['max'].get('cpu_us_per_req', '—')} | "
+            f"{rss.get('VmRSS', '—')} / {rss.get('VmHWM', '—')} |"
         )
     aw = t.get("agentwatch", {}).get("max", {}).get("achieved_rps")
     for other in ("litellm", "bare", "direct"):

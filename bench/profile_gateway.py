@@ -6,7 +6,8 @@ samples it, then prints the functions with the most samples (self and inclusive)
 writes a flame graph SVG to bench/out/.
 
     .venv/bin/pip install py-spy
-    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python bench/profile_gateway.py [--seconds 10]
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python bench/profile_gateway.py \
+        [--seconds 10] [--stream] [--rate R]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,6 +51,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--stream", action="store_true", help="streamed chat completions")
+    parser.add_argument("--exe", default=compare.AGENTWATCH, help="agentwatch executable (another checkout's)")
+    parser.add_argument("--rate", type=float, default=None, help="open loop at this rate (default: 50 clients)")
     args = parser.parse_args()
     pyspy = Path(compare.PY).parent / "py-spy"
     if not pyspy.exists():
@@ -57,15 +62,17 @@ def main() -> int:
     compare.OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="aw-profile-"))
     body = work / "body.json"
-    body.write_text(json.dumps(compare.BODY))
+    body.write_text(json.dumps({**compare.BODY, "stream": True} if args.stream else compare.BODY))
     with ExitStack() as stack:
         upstream = compare.start_upstream(stack, work, 0.0)
-        target = compare.start_agentwatch(stack, work, upstream)
+        target = compare.start_agentwatch(stack, work, upstream, exe=args.exe)
         assert target.pid is not None
         result: dict[str, object] = {}
 
         def load() -> None:
-            result.update(compare.run_load(loadgen, target, body, rate=None, seconds=args.seconds + 2))
+            result.update(
+                compare.measure(target, loadgen, body, rate=args.rate, seconds=args.seconds + 2, stream=args.stream)
+            )
 
         t = threading.Thread(target=load)
         t.start()
@@ -76,7 +83,10 @@ def main() -> int:
         cmd += ["--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking"]
         subprocess.run(cmd, check=True, capture_output=True)
         t.join()
-        print(f"throughput while sampled: {result.get('achieved_rps', 0):.0f} req/s")
+        print(
+            f"throughput while sampled: {result.get('achieved_rps', 0):.0f} req/s, "
+            f"gateway CPU {result.get('cpu_us_per_req', '?')} µs/req, load average {os.getloadavg()[0]:.2f}"
+        )
         print(top(raw, args.top))
         print(f"collapsed stacks: {raw}")
     return 0

@@ -45,6 +45,7 @@ type summary struct {
 	Connections int                `json:"connections"`
 	DurationS   float64            `json:"duration_s"`
 	Sent        int                `json:"sent"`
+	WarmupSent  int                `json:"warmup_sent"`
 	OK          int                `json:"ok"`
 	Errors      int                `json:"errors"`
 	Statuses    map[string]int     `json:"statuses"`
@@ -162,10 +163,12 @@ func main() {
 
 	// Warm-up: open the connections the run will use.
 	warmEnd := time.Now().Add(*warmup)
+	warmupSent := 0
 	for time.Now().Before(warmEnd) {
 		var wg sync.WaitGroup
 		for i := 0; i < *connections && i < 64; i++ {
 			wg.Add(1)
+			warmupSent++
 			go func() { defer wg.Done(); do(time.Now()) }()
 		}
 		wg.Wait()
@@ -228,7 +231,7 @@ func main() {
 	<-collected
 
 	s := summary{Mode: mode, TargetRate: *rate, Connections: *connections, DurationS: elapsed.Seconds(),
-		Statuses: map[string]int{}}
+		Statuses: map[string]int{}, WarmupSent: warmupSent}
 	var lat, ttft []time.Duration
 	for _, r := range all {
 		s.Sent++

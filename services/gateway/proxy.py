@@ -8,13 +8,14 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from services.common.events import CallFinished, CallOutcome, CallStarted, PayloadCaptured, new_id, utcnow
 from services.gateway import keys
@@ -28,6 +29,7 @@ from services.gateway.errors import (
     UpstreamUnreachable,
     error_response,
 )
+from services.gateway.http_client import HTTPClientError, Response
 from services.gateway.pricing import cost_of
 from services.gateway.session_headers import NO_SESSION, SessionHeaders, parse_session_headers
 from services.gateway.upstream import Upstream
@@ -55,6 +57,8 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
         "host",
         "content-length",
+        # The gateway has read the whole body already: a 100-continue handshake is ours, not upstream's.
+        "expect",
     )
 )
 _CLIENT_AUTH = frozenset(("authorization", "x-api-key", "accept-encoding"))
@@ -96,45 +100,84 @@ def fingerprint(endpoint: str, body: dict[str, Any] | None) -> str | None:
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
+    content = request.content
     parts: list[bytes] = []
     size = 0
     while True:
-        chunk = await request.content.readany()
+        chunk = await content.readany()
         if not chunk:
             break
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
         parts.append(chunk)
+        if content.at_eof():
+            break  # a body that came in one read needs no second wait to learn it ended
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _upstream_headers(headers: CIMultiDictProxy[str], up: Upstream) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
+@lru_cache(maxsize=1024)
+def _quote_path(path: str) -> str:
+    """The route's path is percent-decoded; encode it again for the request line (a handful of
+    distinct paths in practice, hence the cache)."""
+    return quote(path, safe="/:@!$&'()*+,;=~")
+
+
+def _upstream_headers(headers: CIMultiDictProxy[str], up: Upstream) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     for name, value in headers.items():
         low = name.lower()
         if low in _HOP_BY_HOP or low in _CLIENT_AUTH or low.startswith("x-agentwatch-"):
             continue
-        out.add(name, value)
-    for name, value in up.default_headers.items():
-        if name not in out:
-            out[name] = value
-    out.update(up.auth_headers)
-    out["Accept-Encoding"] = "identity"
+        out.append((name, value))
+    if up.default_headers:
+        present = {name.lower() for name, _ in out}
+        out.extend((name, value) for name, value in up.default_headers if name not in present)
+    # The client's credentials and Accept-Encoding were dropped above: these are the only ones.
+    out.extend(up.auth_headers)
+    out.append(("Accept-Encoding", "identity"))
     return out
 
 
-def _response_headers(upstream: CIMultiDictProxy[str], call_id: str, admitted: Admitted) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in upstream.items():
-        if name.lower() not in _RESPONSE_DROP:
-            out.add(name, value)
-    out[CALL_ID_HEADER] = call_id
+# What a response header name means to the proxy: its str form, dropped?, the content type?
+_HeaderName = tuple[str, bool, bool]
+# Providers send a few dozen distinct header names; beyond this many, names are not cached.
+_NAME_CACHE_MAX = 512
+
+
+def _header_name(raw: bytes, cache: dict[bytes, _HeaderName]) -> _HeaderName:
+    known = cache.get(raw)
+    if known is None:
+        name = raw.decode("latin-1")  # a token: ASCII, llhttp checked it
+        low = name.lower()
+        known = (name, low in _RESPONSE_DROP, low == "content-type")
+        if len(cache) < _NAME_CACHE_MAX:
+            cache[raw] = known
+    return known
+
+
+def _response_headers(
+    raw: list[tuple[bytes, bytes]], call_id: str, admitted: Admitted, names: dict[bytes, _HeaderName]
+) -> tuple[CIMultiDict[str], str]:
+    """The headers passed to the client, and the upstream's content type."""
+    out: list[tuple[str, str]] = []
+    ctype = ""
+    for raw_name, raw_value in raw:
+        name, drop, is_ctype = _header_name(raw_name, names)
+        if drop:
+            continue
+        # aiohttp writes header values as UTF-8; an invalid byte becomes U+FFFD, never an error.
+        value = raw_value.decode("utf-8", "replace")
+        if is_ctype and not ctype:
+            ctype = value
+        out.append((name, value))
+    out.append((CALL_ID_HEADER, call_id))
     if admitted.spent_usd is not None:
-        out[SPENT_HEADER] = str(admitted.spent_usd)
+        out.append((SPENT_HEADER, str(admitted.spent_usd)))
     if admitted.remaining_usd is not None:
-        out[REMAINING_HEADER] = str(admitted.remaining_usd)
-    return out
+        out.append((REMAINING_HEADER, str(admitted.remaining_usd)))
+    # Built once from a list: web.Response keeps a CIMultiDict as given.
+    return CIMultiDict(out), ctype
 
 
 @dataclass(slots=True)
@@ -151,6 +194,7 @@ class Proxy:
 
     def __init__(self, provider: ProviderName) -> None:
         self.provider = provider
+        self._header_names: dict[bytes, _HeaderName] = {}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         app = request.app
@@ -164,17 +208,17 @@ class Proxy:
             up = app[keys.UPSTREAMS].get(provider)
             body = await _read_body(request, settings.max_body_bytes)
         except GatewayError as err:
-            metrics.requests.labels(provider, str(err.status)).inc()
+            metrics.count_request(provider, err.status)
             return error_response(provider, err)
         try:
             return await self._forward(request, tenant=tenant, session=session, up=up, body=body, t0=t0)
         except GatewayError as err:
-            metrics.requests.labels(provider, str(err.status)).inc()
+            metrics.count_request(provider, err.status)
             return error_response(provider, err)
         except Exception:
             # A bug of ours: logged with its trace here, never sent to the client.
             log.exception("unexpected error proxying a %s call", provider)
-            metrics.requests.labels(provider, "500").inc()
+            metrics.count_request(provider, 500)
             return error_response(provider, GatewayError("internal gateway error"))
 
     async def _forward(
@@ -232,7 +276,6 @@ class Proxy:
             "project": session.project,
             "team": session.team,
             "provider": provider,
-            "model": model,
             "endpoint": endpoint,
             "streamed": streamed,
             "fingerprint": fp,
@@ -244,6 +287,7 @@ class Proxy:
         except CallRefused as err:
             refused = CallFinished(
                 **common,
+                model=model,
                 status_code=err.status,
                 outcome="refused",
                 started_at=started_at,
@@ -251,12 +295,12 @@ class Proxy:
             )
             emitter.emit(topics.calls, refused)
             await admission.settle(call, refused)
-            metrics.requests.labels(provider, str(err.status)).inc()
+            metrics.count_request(provider, err.status)
             return error_response(provider, err, {CALL_ID_HEADER: call_id, **err.figure_headers()})
 
         emitter.emit(
             topics.calls,
-            CallStarted(**common, reserved_usd=admitted.reserved_usd, budget_usd=admitted.budget_usd),
+            CallStarted(**common, model=model, reserved_usd=admitted.reserved_usd, budget_usd=admitted.budget_usd),
         )
         result = _Outcome()
         try:
@@ -286,7 +330,8 @@ class Proxy:
             # nothing (an upstream error) costs exactly $0.
             cost = cost_of(provider, usage)
             finished = CallFinished(
-                **{**common, "model": usage.model},
+                **common,
+                model=usage.model,
                 status_code=result.status,
                 outcome=result.outcome,
                 input_tokens=usage.input_tokens,
@@ -305,8 +350,8 @@ class Proxy:
                 emitter.emit(
                     topics.payloads, _capture(common, body, result.response_capture, settings.capture_max_bytes)
                 )
-            metrics.requests.labels(provider, str(result.status)).inc()
-            metrics.latency.labels(provider).observe(time.perf_counter() - t0)
+            metrics.count_request(provider, result.status)
+            metrics.observe_latency(provider, time.perf_counter() - t0)
             try:
                 await admission.settle(call, finished)
             except Exception:
@@ -332,33 +377,29 @@ class Proxy:
         capture = settings.capture_payloads
         # The client's query string is forwarded as it came, without re-encoding.
         qs = request.raw_path.partition("?")[2]
-        url = URL(f"{up.base_url}/{path}?{qs}" if qs else f"{up.base_url}/{path}", encoded=True)
+        target = f"/{_quote_path(path)}?{qs}" if qs else f"/{_quote_path(path)}"
         headers = _upstream_headers(request.headers, up)
         try:
-            upstream_cm = up.session.request(
-                request.method, url, data=body or None, headers=headers, allow_redirects=False
-            )
-            upstream = await upstream_cm.__aenter__()
+            upstream = await up.client.request(request.method, target, headers, body)
         except TimeoutError as exc:
             result.status, result.outcome = 504, "upstream_timeout"
             raise UpstreamTimeout(f"{self.provider} did not answer in time") from exc
-        except aiohttp.ClientError as exc:
+        except HTTPClientError as exc:
             result.status, result.outcome = 502, "upstream_unreachable"
             raise UpstreamUnreachable(f"{self.provider} is unreachable: {type(exc).__name__}") from exc
         try:
             result.status = upstream.status
-            metrics.upstream_status.labels(self.provider, str(upstream.status)).inc()
+            metrics.count_upstream(self.provider, upstream.status)
             if upstream.status >= 400:
                 result.outcome = "upstream_error"
-            out_headers = _response_headers(upstream.headers, call_id, admitted)
-            ctype = upstream.headers.get("Content-Type", "")
+            out_headers, ctype = _response_headers(upstream.headers, call_id, admitted, self._header_names)
             if not ctype.startswith("text/event-stream"):
                 try:
                     data = await upstream.read()
                 except TimeoutError as exc:
                     result.status, result.outcome = 504, "upstream_timeout"
                     raise UpstreamTimeout(f"{self.provider} did not finish its answer in time") from exc
-                except aiohttp.ClientError as exc:
+                except HTTPClientError as exc:
                     result.status, result.outcome = 502, "upstream_unreachable"
                     raise UpstreamUnreachable(f"{self.provider} broke off its answer") from exc
                 if upstream.status < 400 and "json" in ctype:
@@ -376,52 +417,73 @@ class Proxy:
                 capture=capture,
             )
         finally:
-            await upstream_cm.__aexit__(None, None, None)
+            # Back to the pool only if the body was read to the end; otherwise closed.
+            upstream.release()
 
     async def _stream(
         self,
         request: web.Request,
         *,
-        upstream: aiohttp.ClientResponse,
+        upstream: Response,
         headers: CIMultiDict[str],
         hide_usage: bool,
         t0: float,
         result: _Outcome,
         capture: bool,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(status=upstream.status, headers=headers)
+        response = _CoalescingStreamResponse(status=upstream.status, headers=headers)
         parser = SSEParser(self.provider)
         result.usage = parser.usage
         captured: list[bytes] = []
         await response.prepare(request)
+        # Every chunk is written the moment it arrives; the head goes with the first chunk and
+        # the end with the last when they are already here, saving a socket write each (on a
+        # short stream those two writes were a third of the gateway's CPU).
+        chunk = upstream.read_nowait()
         try:
-            async for chunk in upstream.content.iter_any():
-                if result.ttft_ms is None:
-                    result.ttft_ms = (time.perf_counter() - t0) * 1000.0
-                if hide_usage:
-                    # Whole events only: the usage-only chunk is dropped, `"usage":null` removed.
-                    out = b"".join(strip_usage_null(ev) for ev in parser.feed(chunk) if not is_usage_only_chunk(ev))
-                else:
-                    parser.feed(chunk)
-                    out = chunk
-                if capture:
-                    captured.append(chunk)
+            if not chunk and not upstream.body_done:
+                await response.write(b"")  # no body yet: the head now, as upstream sent it
+            while True:
+                if not chunk and not upstream.body_done:
+                    chunk = await upstream.read_chunk()
+                out = b""
+                if chunk:
+                    if result.ttft_ms is None:
+                        result.ttft_ms = (time.perf_counter() - t0) * 1000.0
+                    if hide_usage:
+                        # Whole events only: the usage-only chunk is dropped, `"usage":null` removed.
+                        out = b"".join(strip_usage_null(ev) for ev in parser.feed(chunk) if not is_usage_only_chunk(ev))
+                    else:
+                        parser.feed(chunk)
+                        out = chunk
+                    if capture:
+                        captured.append(chunk)
+                    chunk = b""
+                if upstream.body_done:
+                    rest = parser.flush()
+                    if rest and hide_usage:
+                        out += rest
+                    await response.write_eof(out)
+                    break
                 if out:
                     await response.write(out)
-            rest = parser.flush()
-            if rest and hide_usage:
-                await response.write(rest)
-            await response.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            # The client went away: leaving the upstream context closes its connection.
+            # The client went away: releasing the unfinished upstream response closes its connection.
             result.outcome, result.status = "client_disconnected", CLIENT_CLOSED
         except TimeoutError:
             result.outcome = "upstream_timeout"
-        except aiohttp.ClientError:
+        except HTTPClientError:
             result.outcome = "upstream_unreachable"
         if capture:
             result.response_capture = b"".join(captured)
         return response
+
+
+class _CoalescingStreamResponse(web.StreamResponse):
+    """Holds its head until the first body write, as aiohttp's own ``web.Response`` does (the
+    class attribute is aiohttp's switch for it; an aiohttp without it sends the head at once)."""
+
+    _send_headers_immediately = False
 
 
 def _capture(common: dict[str, Any], request_body: bytes, response_body: bytes | None, limit: int) -> PayloadCaptured:

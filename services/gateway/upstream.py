@@ -1,24 +1,22 @@
-"""One pooled keep-alive client session per provider, with its credentials."""
+"""One pooled keep-alive HTTP client per provider, with its credentials."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import ProviderName, ProviderNotConfigured
+from services.gateway.http_client import HTTPClient
 
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
     provider: ProviderName
-    base_url: str
-    session: aiohttp.ClientSession
+    client: HTTPClient
     # Headers that replace the client's credentials; never logged.
-    auth_headers: dict[str, str] = field(repr=False)
-    # Headers added only when the client did not send them (anthropic-version).
-    default_headers: dict[str, str] = field(default_factory=dict)
+    auth_headers: tuple[tuple[str, str], ...] = field(repr=False)
+    # Headers added only when the client did not send them (anthropic-version), lower-case names.
+    default_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -33,18 +31,23 @@ class Upstreams:
 
     async def close(self) -> None:
         for up in self.by_provider.values():
-            await up.session.close()
+            await up.client.close()
 
 
-def _session(settings: GatewaySettings) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=settings.upstream_pool_size, keepalive_timeout=60, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.upstream_connect_timeout_s, sock_read=settings.upstream_read_timeout_s
+def _client(settings: GatewaySettings, base_url: str) -> HTTPClient:
+    return HTTPClient(
+        base_url,
+        pool_size=settings.upstream_pool_size,
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        read_timeout_s=settings.upstream_read_timeout_s,
     )
-    # Bodies pass through as they come (we ask for identity encoding to read usage).
-    return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-    )
+
+
+def _checked(name: str, value: str) -> tuple[str, str]:
+    # A key read from a file often ends with a newline; sent as is it would split the header.
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"the configured value for the upstream header {name} contains a line break")
+    return name, value
 
 
 def build_upstreams(settings: GatewaySettings) -> Upstreams:
@@ -52,16 +55,14 @@ def build_upstreams(settings: GatewaySettings) -> Upstreams:
     if settings.openai_api_key is not None:
         ups.by_provider["openai"] = Upstream(
             "openai",
-            settings.openai_base_url.rstrip("/"),
-            _session(settings),
-            {"Authorization": f"Bearer {settings.openai_api_key.get_secret_value()}"},
+            _client(settings, settings.openai_base_url),
+            (_checked("Authorization", f"Bearer {settings.openai_api_key.get_secret_value()}"),),
         )
     if settings.anthropic_api_key is not None:
         ups.by_provider["anthropic"] = Upstream(
             "anthropic",
-            settings.anthropic_base_url.rstrip("/"),
-            _session(settings),
-            {"x-api-key": settings.anthropic_api_key.get_secret_value()},
-            {"anthropic-version": settings.anthropic_version},
+            _client(settings, settings.anthropic_base_url),
+            (_checked("x-api-key", settings.anthropic_api_key.get_secret_value()),),
+            (_checked("anthropic-version", settings.anthropic_version),),
         )
     return ups

@@ -70,18 +70,27 @@ def apply_anthropic_usage(usage: Usage, u: dict[str, Any]) -> None:
         usage.output_tokens = _int(u, "output_tokens")
 
 
+class _UsageFields(msgspec.Struct):
+    """The two fields of a response body usage is read from; the decoder skips the rest (the
+    generated content) without building it."""
+
+    model: Any = None
+    usage: Any = None
+
+
+_decode_usage_fields = msgspec.json.Decoder(_UsageFields).decode
+
+
 def from_body(provider: str, body: bytes) -> Usage:
     """Usage of a whole (non-streamed) JSON response; zero usage if it has none."""
     usage = Usage()
     try:
-        doc = _decode(body)
-    except msgspec.DecodeError:
+        doc = _decode_usage_fields(body)
+    except msgspec.DecodeError:  # not JSON, or not an object (ValidationError is a DecodeError)
         return usage
-    if not isinstance(doc, dict):
-        return usage
-    model = doc.get("model")
+    model = doc.model
     usage.model = model if isinstance(model, str) else None
-    u = doc.get("usage")
+    u = doc.usage
     if isinstance(u, dict):
         if provider == "anthropic":
             apply_anthropic_usage(usage, u)
@@ -125,7 +134,10 @@ class SSEParser:
         return rest
 
     def _observe(self, event: bytes) -> None:
-        if b'"usage"' not in event and b'"model"' not in event:
+        # Decode only an event that can change what is recorded: one carrying a usage object,
+        # or one naming the model while it is still unknown. Every OpenAI chunk names the model
+        # and, with include_usage, has `"usage":null`: decoding each was the parser's main cost.
+        if not _has_usage_object(event) and (self.usage.model is not None or b'"model"' not in event):
             return
         payload = _data_of(event)
         if payload is None:
@@ -164,6 +176,18 @@ class SSEParser:
         u = doc.get("usage")
         if isinstance(u, dict):
             apply_anthropic_usage(self.usage, u)
+
+
+def _has_usage_object(event: bytes) -> bool:
+    """Whether a `"usage"` key is followed by an object (not null). Inside a JSON string the
+    quotes would be escaped, so a match is a key; a false match only costs a decode."""
+    at = event.find(b'"usage"')
+    while at != -1:
+        rest = event[at + 7 : at + 71].lstrip()
+        if rest[:1] == b":" and rest[1:].lstrip()[:1] == b"{":
+            return True
+        at = event.find(b'"usage"', at + 7)
+    return False
 
 
 def _data_of(event: bytes) -> bytes | None:

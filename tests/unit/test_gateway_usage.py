@@ -129,3 +129,17 @@ def test_fast_cost_equals_genai_prices(model: tuple[str, str], inp: int, out: in
         Usage(input_tokens=inp, output_tokens=out, cached_tokens=cached, cache_write_tokens=write, model=name),
     )
     assert got == expected
+
+
+def test_usage_found_whatever_the_json_spacing_and_model_kept_from_the_first_chunk() -> None:
+    # Only events with a usage object (or the model, until known) are decoded: spacing around
+    # the colon must not hide a usage object, and `"usage": null` must not erase anything.
+    stream = (
+        b'data: {"id":"c","model":"gpt-4o","choices":[{"delta":{"content":"\\"usage\\": {"}}],"usage": null}\n\n'
+        b'data: {"id":"c","model":"gpt-4o","choices":[],"usage" : \t{"prompt_tokens":7,"completion_tokens":2}}\n\n'
+        b'data: {"id":"c","model":"gpt-4o","choices":[{"delta":{}}],"usage":null}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    parser, out = _feed_split("openai", stream, [])
+    assert (parser.usage.input_tokens, parser.usage.output_tokens, parser.usage.model) == (7, 2, "gpt-4o")
+    assert out == stream
