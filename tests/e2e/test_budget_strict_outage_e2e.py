@@ -33,13 +33,13 @@ def _ready(gw: ServiceProcess) -> dict[str, Any]:
     return data
 
 
-async def _until(pred: Any, within_s: float, what: str) -> Any:
+async def _until(pred: Any, within_s: float, what: str, seen: list[Any] | None = None) -> Any:
     deadline = time.monotonic() + within_s
     while True:
         value = await asyncio.to_thread(pred)
         if value:
             return value
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, f"{what}; last seen: {seen[-1] if seen else None}"
         await asyncio.sleep(0.25)
 
 
@@ -72,9 +72,13 @@ async def _burst(gw: ServiceProcess, token: str, session: str) -> list[str]:
         await client.close()
 
 
-def _settled(gw: ServiceProcess, token: str, session: str, spent: Decimal) -> dict[str, Any] | None:
+def _settled(
+    gw: ServiceProcess, token: str, session: str, spent: Decimal, seen: list[Any] | None = None
+) -> dict[str, Any] | None:
     status, body = _get(f"{gw.url}/v1/budget-check?session_id={session}", token)
     assert status == 200, body
+    if seen is not None:
+        seen.append(body)
     done = body["state_known"] and Decimal(body["reserved_usd"]) == 0 and Decimal(body["spent_usd"]) == spent
     return body if done else None
 
@@ -139,6 +143,12 @@ async def test_strict_reservations_without_answer_are_released_and_charged(
             ("tok-beta", f"closed1-{unique}", Decimal(0)),
             ("tok-beta", f"closed2-{unique}", Decimal(0)),
         ):
-            await _until(lambda t=token, s=session, c=spent: _settled(gw, t, s, c), 120, f"{session} not settled")
+            seen: list[Any] = []
+            await _until(
+                lambda t=token, s=session, c=spent, b=seen: _settled(gw, t, s, c, b),
+                120,
+                f"{session} not settled",
+                seen,
+            )
     finally:
         await asyncio.to_thread(workers.stop_all)
