@@ -41,7 +41,7 @@ async def test_100k_events_land_in_both_stores_exactly_once(
     kafka_bootstrap: str, pg_database: str, clickhouse_url: str, topic_prefix: str, unique: str
 ) -> None:
     events = make_events(N_CALLS, unique)
-    # Some garbage on the calls topic: counted and skipped, never blocking the partition.
+    # Some garbage on the calls topic: counted and dead-lettered, never blocking the partition.
     expected = Expected()
     for e in events:
         expected.add(e)
@@ -107,5 +107,8 @@ async def test_100k_events_land_in_both_stores_exactly_once(
         async with await psycopg.AsyncConnection.connect(pg_database) as conn:
             cur = await conn.execute("SELECT count(*), sum(calls), sum(cost_usd) FROM sessions")
             assert await cur.fetchone() == (len(expected.sessions), expected.calls, expected.cost_usd)
+            # The two garbage records are dead letters, once per store.
+            cur = await conn.execute("SELECT store, count(*) FROM sink_dead_letters GROUP BY store ORDER BY store")
+            assert await cur.fetchall() == [("clickhouse", 2), ("postgres", 2)]
     finally:
         await runner.cleanup()
