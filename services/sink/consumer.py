@@ -101,8 +101,8 @@ class StoreConsumer:
             max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             rebalance_timeout_ms=MAX_POLL_INTERVAL_MS,
             client_id=f"agentwatch-sink-{self.store.name}",
-            # Bigger fetches: a batch of thousands of small events in a few round trips.
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=self._settings.fetch_max_bytes,
+            max_partition_fetch_bytes=self._settings.partition_fetch_bytes,
         )
         consumer.subscribe(self._topics, listener=_Listener(self))
         self._consumer = consumer
@@ -280,7 +280,7 @@ class StoreConsumer:
             source = batch.sources.get(event.event_id)
             topic, partition, offset, raw = source if source is not None else ("", -1, -1, encode(event))
             self.stats.rejected_events += 1
-            event_type = type(event).__struct_config__.tag
+            event_type = str(type(event).__struct_config__.tag)
             log.warning(
                 "%s: %s %s refused (%s[%d]@%d), sent to the dead letters: %s",
                 self.store.name,
