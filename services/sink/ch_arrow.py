@@ -137,3 +137,8 @@ def arrow_stream(columns: Sequence[ArrowColumn], events: Sequence[Any]) -> pa.Bu
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue()
+
+
+def warm_up() -> None:
+    """pyarrow initialises itself on first use (~0.25 s): pay that at start, not in the first batch."""
+    arrow_stream(CALLS, [])

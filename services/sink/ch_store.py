@@ -12,6 +12,7 @@ second writer of the same rows.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from services.sink.errors import QueryError, SinkError, StoreDataError, StoreRej
 from services.sink.settings import SinkSettings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # ClickHouse error codes that mean "this value cannot go into this column": the same rows fail
 # again on every retry. Anything else (a lost connection, a full disk, a missing table) is
@@ -116,7 +118,13 @@ class ClickHouseStore:
         self._reader_lock = threading.Lock()
 
     async def open(self) -> None:
-        """Nothing to do eagerly: the first write connects, so a store that is down is retried."""
+        """Connect and create the schema now if the store is up; if it is down, the first write
+        connects (and is retried), so the sink still starts."""
+        await asyncio.to_thread(ch_arrow.warm_up)
+        try:
+            await self.ensure_schema()
+        except SinkError as exc:
+            log.warning("clickhouse not ready at start, the first write will retry: %s", exc)
 
     async def close(self) -> None:
         for client in (self._client, self._reader):
