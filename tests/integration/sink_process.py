@@ -3,17 +3,51 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psycopg
+from aiohttp import web
 
+from services.sink.app import create_app
+from services.sink.settings import SinkSettings
 from tests.integration.sink_helpers import Expected
+
+
+def sink_env(bootstrap: str, database_url: str, tmp_root: Path, unique: str, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a sink process of the test's own: topics, groups, databases and port."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "DATABASE_URL": database_url,
+        "CLICKHOUSE_URL": f"chdb://{tmp_root / ('chdb-' + unique)}",
+        "AGENTWATCH_CLICKHOUSE_DATABASE": unique,
+        "AGENTWATCH_TOPIC_PREFIX": f"{unique}.",
+        "AGENTWATCH_GROUP_PREFIX": f"{unique}-",
+        "AGENTWATCH_TOPIC_PARTITIONS": "4",
+        "AGENTWATCH_SINK_PORT": str(port),
+        **extra,
+    }
+
+
+@contextlib.asynccontextmanager
+async def sink_app(settings: SinkSettings) -> AsyncIterator[str]:
+    """The sink's application in this process, on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def start_sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

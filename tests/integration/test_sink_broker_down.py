@@ -9,7 +9,6 @@ count each call once.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tests.integration.sink_process import (
     assert_both_stores_exact,
     ch_rows,
     pg_count,
+    sink_env,
     start_sink,
     wait_for,
     wait_healthy,
@@ -72,21 +72,16 @@ async def test_broker_down_mid_load_loses_and_doubles_nothing(
         expected.add(e)
     port = localstack.free_port()
     base = f"http://127.0.0.1:{port}"
-    prefix = f"{unique}."
-    topics = Topics.with_prefix(prefix)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": own_kafka.bootstrap,
-        "DATABASE_URL": pg_database,
-        "CLICKHOUSE_URL": f"chdb://{tmp_root / ('chdb-' + unique)}",
-        "AGENTWATCH_CLICKHOUSE_DATABASE": unique,
-        "AGENTWATCH_TOPIC_PREFIX": prefix,
-        "AGENTWATCH_GROUP_PREFIX": f"{unique}-",
-        "AGENTWATCH_TOPIC_PARTITIONS": "4",
-        "AGENTWATCH_SINK_PORT": str(port),
-        "AGENTWATCH_BATCH_ROWS": "2000",
-        "AGENTWATCH_BATCH_MS": "200",
-    }
+    topics = Topics.with_prefix(f"{unique}.")
+    env = sink_env(
+        own_kafka.bootstrap,
+        pg_database,
+        tmp_root,
+        unique,
+        port,
+        AGENTWATCH_BATCH_ROWS="2000",
+        AGENTWATCH_BATCH_MS="200",
+    )
     log = tmp_root / f"sink-{unique}.log"
     proc = start_sink(env, log)
     try:

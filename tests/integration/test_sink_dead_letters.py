@@ -19,16 +19,15 @@ from typing import Any
 
 import aiohttp
 import psycopg
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.common.events import Alert, CallFinished, Event, encode
 from services.common.topics import Topics
-from services.sink.app import create_app
 from services.sink.dead_letters import DeadLetter, DeadLetterStore
 from services.sink.settings import SinkSettings
 from tests.integration.sink_helpers import Expected, make_events, produce, topic_of
+from tests.integration.sink_process import ch_rows, sink_app
 
 
 @dataclass(frozen=True)
@@ -113,14 +112,6 @@ async def _fetch(url: str, sql: str) -> list[tuple[Any, ...]]:
         return await (await conn.execute(sql)).fetchall()
 
 
-async def _ch(http: aiohttp.ClientSession, base: str, sql: str) -> list[Any]:
-    async with http.post(f"{base}/query", json={"sql": sql}) as resp:
-        body = await resp.json()
-        assert resp.status == 200, body
-        rows: list[Any] = body["rows"]
-        return rows
-
-
 async def test_refused_and_undecodable_records_become_dead_letters_and_the_rest_lands(
     kafka_bootstrap: str, pg_database: str, clickhouse_url: str, topic_prefix: str, unique: str
 ) -> None:
@@ -141,12 +132,7 @@ async def test_refused_and_undecodable_records_become_dead_letters_and_the_rest_
     )
     topics = Topics.from_settings(settings)
     names = [topics.calls, topics.alerts, topics.risk_findings]
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with sink_app(settings) as base:
         # The bad records sit between good ones, so whole batches around them must still land.
         await produce(kafka_bootstrap, good[:3000], *names)
         bad = await _produce_bad(kafka_bootstrap, topics, _bad_records(unique))
@@ -194,15 +180,15 @@ async def test_refused_and_undecodable_records_become_dead_letters_and_the_rest_
         [(alerts,)] = await _fetch(pg_database, "SELECT count(*) FROM alerts")
         assert alerts == expected.alerts
         async with aiohttp.ClientSession() as http:
-            [ch] = await _ch(
+            [ch] = await ch_rows(
                 http,
                 base,
                 "SELECT count(), sum(prompt_tokens), sum(completion_tokens), toString(sum(cost_usd)) FROM llm_calls",
             )
             assert ch == [expected.calls, expected.prompt_tokens, expected.completion_tokens, str(expected.cost_usd)]
-            [rollup] = await _ch(http, base, "SELECT sum(calls), toString(sum(cost_usd)) FROM spend_daily")
+            [rollup] = await ch_rows(http, base, "SELECT sum(calls), toString(sum(cost_usd)) FROM spend_daily")
             assert rollup == [expected.calls, str(expected.cost_usd)]
-            [(ch_alerts,)] = await _ch(http, base, "SELECT count() FROM alerts")
+            [(ch_alerts,)] = await ch_rows(http, base, "SELECT count() FROM alerts")
             assert ch_alerts == expected.alerts
 
             per_store = {s: sum(1 for k in expected_letters if k[3] == s) for s in ("postgres", "clickhouse")}
@@ -215,8 +201,6 @@ async def test_refused_and_undecodable_records_become_dead_letters_and_the_rest_
                 assert health[store]["bad_records"] == 4
                 assert f'agentwatch_sink_dead_letters_total{{store="{store}"}} {float(n)}' in metrics
                 assert health[store]["store_down"] is False
-    finally:
-        await runner.cleanup()
 
     # A replayed dead letter adds nothing.
     store = DeadLetterStore(pg_database)

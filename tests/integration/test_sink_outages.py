@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from tests.integration.sink_process import (
     assert_both_stores_exact,
     ch_rows,
     pg_count,
+    sink_env,
     start_sink,
     wait_for,
     wait_healthy,
@@ -42,21 +42,16 @@ async def test_postgres_outage_and_sigkill_lose_and_double_nothing(
         expected.add(e)
     port = localstack.free_port()
     base = f"http://127.0.0.1:{port}"
-    prefix = f"{unique}."
-    topics = Topics.with_prefix(prefix)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": own_postgres.url,
-        "CLICKHOUSE_URL": f"chdb://{tmp_root / ('chdb-' + unique)}",
-        "AGENTWATCH_CLICKHOUSE_DATABASE": unique,
-        "AGENTWATCH_TOPIC_PREFIX": prefix,
-        "AGENTWATCH_GROUP_PREFIX": f"{unique}-",
-        "AGENTWATCH_TOPIC_PARTITIONS": "4",
-        "AGENTWATCH_SINK_PORT": str(port),
-        "AGENTWATCH_BATCH_ROWS": "5000",
-        "AGENTWATCH_RETRY_MAX_S": "2",
-    }
+    topics = Topics.with_prefix(f"{unique}.")
+    env = sink_env(
+        kafka_bootstrap,
+        own_postgres.url,
+        tmp_root,
+        unique,
+        port,
+        AGENTWATCH_BATCH_ROWS="5000",
+        AGENTWATCH_RETRY_MAX_S="2",
+    )
     log = tmp_root / f"sink-{unique}.log"
     proc = start_sink(env, log)
     try:
