@@ -43,6 +43,7 @@ from services.sink.ch_store import ClickHouseStore
 from services.sink.consumer import StoreConsumer
 from services.sink.dead_letters import DeadLetterStore
 from services.sink.pg_store import PostgresStore
+from services.sink.service import freeze_startup_objects
 from services.sink.settings import SinkSettings
 from services.sink.store import Store
 from tests.integration.sink_helpers import make_events, produce
@@ -85,6 +86,7 @@ async def _run_store(
     dead_letters = DeadLetterStore(settings.database_url)
     consumer = StoreConsumer(store, settings, topics, f"{settings.group_prefix}{store.name}", dead_letters)
     await store.open()
+    freeze_startup_objects()  # as `agentwatch sink` does once started
     task = asyncio.create_task(consumer.run())
     start = time.perf_counter()
     first: float | None = None
