@@ -230,12 +230,7 @@ class StoreConsumer:
                 try:
                     await self._write_isolating(batch)
                     if batch.undecodable:
-                        await self._dead_letter(
-                            [
-                                DeadLetter(*u.source[:3], self.store.name, u.error, u.source[3])
-                                for u in batch.undecodable
-                            ]
-                        )
+                        await self._dead_letter([self._letter(u) for u in batch.undecodable])
                     if self.stats.store_down:
                         log.info("%s: store is back, batch written", self.store.name)
                     self.stats.store_down = False
@@ -293,6 +288,10 @@ class StoreConsumer:
             )
             letter = DeadLetter(topic, partition, offset, self.store.name, str(exc), raw, event_type, event.event_id)
             await self._dead_letter([letter])
+
+    def _letter(self, undecodable: Undecodable) -> DeadLetter:
+        topic, partition, offset, raw = undecodable.source
+        return DeadLetter(topic, partition, offset, self.store.name, undecodable.error, raw)
 
     async def _dead_letter(self, letters: list[DeadLetter]) -> None:
         self.stats.dead_letters += await self._dead_letters.write(letters)
