@@ -12,10 +12,12 @@ from aiohttp import web
 
 from services.common.topics import Topics, ensure_topics
 from services.sink import http
-from services.sink.appkeys import CLICKHOUSE, CONSUMERS, SETTINGS
+from services.sink.appkeys import CLICKHOUSE, CONSUMERS, METRICS, SETTINGS
 from services.sink.ch_store import ClickHouseStore
 from services.sink.consumer import StoreConsumer
+from services.sink.dead_letters import DeadLetterStore
 from services.sink.errors import SinkError
+from services.sink.metrics import registry_for
 from services.sink.pg_store import PostgresStore
 from services.sink.settings import SinkSettings
 from services.sink.store import Store
@@ -40,7 +42,8 @@ async def _run_consumer(app: web.Application, store: Store) -> AsyncIterator[Non
         replication=settings.topic_replication,
     )
     await store.open()
-    consumer = StoreConsumer(store, settings, topics, f"{settings.group_prefix}{store.name}")
+    dead_letters = DeadLetterStore(settings.database_url)
+    consumer = StoreConsumer(store, settings, topics, f"{settings.group_prefix}{store.name}", dead_letters)
     app[CONSUMERS][store.name] = consumer
     task = asyncio.create_task(consumer.run(), name=f"sink-{store.name}")
     try:
@@ -53,6 +56,7 @@ async def _run_consumer(app: web.Application, store: Store) -> AsyncIterator[Non
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await dead_letters.close()
         await store.close()
 
 
@@ -89,12 +93,15 @@ def create_app(settings: SinkSettings) -> web.Application:
     app = web.Application(client_max_size=http.MAX_SQL_BYTES * 2)
     app[SETTINGS] = settings
     app[CLICKHOUSE] = ClickHouseStore(settings)
-    app[CONSUMERS] = {}
+    consumers: dict[str, StoreConsumer] = {}
+    app[CONSUMERS] = consumers
+    app[METRICS] = registry_for(consumers)
     if "postgres" in settings.stores:
         app.cleanup_ctx.append(_postgres_ctx)
     if "clickhouse" in settings.stores:
         app.cleanup_ctx.append(_clickhouse_ctx)
     app.router.add_get("/healthz", http.healthz)
+    app.router.add_get("/metrics", http.metrics)
     app.router.add_get("/query", http.query)
     app.router.add_post("/query", http.query)
     return app

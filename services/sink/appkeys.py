@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from services.sink.ch_store import ClickHouseStore
 from services.sink.consumer import StoreConsumer
@@ -11,3 +12,4 @@ from services.sink.settings import SinkSettings
 SETTINGS = web.AppKey("settings", SinkSettings)
 CLICKHOUSE = web.AppKey("clickhouse", ClickHouseStore)
 CONSUMERS = web.AppKey("consumers", dict[str, StoreConsumer])
+METRICS = web.AppKey("metrics", CollectorRegistry)

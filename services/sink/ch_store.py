@@ -1,34 +1,62 @@
 """ClickHouse, the analytics store; the same code for an HTTP server and the embedded chdb engine.
 
 A replayed batch must not count twice, in ``llm_calls`` nor in the rollups its materialized
-views feed. So before inserting, the writer asks which ids of the batch are already stored
-and inserts only the others. One consumer owns a Kafka partition at a time and an insert is
-visible once it returns, so that check cannot race a second writer of the same rows.
+views feed. So each table's rows go first into a staging table of the writer's session
+(``TEMPORARY … ENGINE = Memory``, so no view sees them), as one Arrow block; then one
+``INSERT … SELECT`` moves only the ids the table does not hold yet. The duplicate check runs
+inside the engine: no id list travels through Python or SQL text. One consumer owns a Kafka
+partition at a time and an insert is visible once it returns, so that check cannot race a
+second writer of the same rows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
+import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import clickhouse_connect
-import msgspec
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
+from services.sink import ch_arrow
 from services.sink.batch import Batch
 from services.sink.ch_schema import schema_statements
-from services.sink.columns import ALERT_COLUMNS, CALL_COLUMNS, FINDING_COLUMNS
-from services.sink.errors import QueryError, SinkError, StoreRejected, StoreUnavailable
+from services.sink.errors import QueryError, SinkError, StoreDataError, StoreRejected, StoreUnavailable
 from services.sink.settings import SinkSettings
 
 T = TypeVar("T")
-_json = msgspec.json.Encoder(decimal_format="string")
-# Ids per duplicate-check query: ~100 KB of SQL at most for ids of ~40 characters.
-ID_CHUNK = 2000
+log = logging.getLogger(__name__)
+
+# ClickHouse error codes that mean "this value cannot go into this column": the same rows fail
+# again on every retry. Anything else (a lost connection, a full disk, a missing table) is
+# retried as it is.
+DATA_ERROR_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        407,  # DECIMAL_OVERFLOW
+    }
+)
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
+def error_code(exc: BaseException) -> int | None:
+    m = _CODE.search(str(exc))
+    return int(m.group(1)) if m else None
 
 
 def connect(url: str, database: str | None = None) -> Any:
@@ -43,6 +71,39 @@ def connect(url: str, database: str | None = None) -> Any:
         raise StoreRejected(f"clickhouse: {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class _Table:
+    name: str
+    id_col: str
+    columns: tuple[ch_arrow.ArrowColumn, ...]
+    rows: Callable[[Batch], dict[str, Any]]
+
+    @property
+    def stage(self) -> str:
+        return f"_aw_stage_{self.name}"
+
+    def move_sql(self, db: str) -> str:
+        cols = ", ".join(c.name for c in self.columns)
+        return (
+            f"INSERT INTO {db}.{self.name} ({cols}) SELECT {cols} FROM {self.stage} "
+            f"WHERE {self.id_col} NOT IN (SELECT {self.id_col} FROM {db}.{self.name} "
+            # The day bounds hit the sorting key's first column: only the batch's days are read.
+            f"WHERE toDate(ts) >= (SELECT min(toDate(ts)) FROM {self.stage}) "
+            f"AND toDate(ts) <= (SELECT max(toDate(ts)) FROM {self.stage}) "
+            f"AND {self.id_col} IN (SELECT {self.id_col} FROM {self.stage})) "
+            # The rows are unique already (the batch keys them by id, and the filter above):
+            # the engine's own in-block deduplication would only cost a third of the insert.
+            "SETTINGS optimize_on_insert = 0"
+        )
+
+
+TABLES = (
+    _Table("llm_calls", "call_id", ch_arrow.CALLS, lambda b: b.calls),
+    _Table("alerts", "alert_id", ch_arrow.ALERTS, lambda b: b.alerts),
+    _Table("risk_findings", "finding_id", ch_arrow.FINDINGS, lambda b: b.findings),
+)
+
+
 class ClickHouseStore:
     name = "clickhouse"
 
@@ -51,13 +112,19 @@ class ClickHouseStore:
         self._db = settings.clickhouse_database
         self._client: Any = None
         self._reader: Any = None
-        self._ready = False
+        self._schema_ready = False
         # The writer client is used from one worker thread at a time.
         self._lock = threading.Lock()
         self._reader_lock = threading.Lock()
 
     async def open(self) -> None:
-        """Nothing to do eagerly: the first write connects, so a store that is down is retried."""
+        """Connect and create the schema now if the store is up; if it is down, the first write
+        connects (and is retried), so the sink still starts."""
+        await asyncio.to_thread(ch_arrow.warm_up)
+        try:
+            await self.ensure_schema()
+        except SinkError as exc:
+            log.warning("clickhouse not ready at start, the first write will retry: %s", exc)
 
     async def close(self) -> None:
         for client in (self._client, self._reader):
@@ -67,11 +134,17 @@ class ClickHouseStore:
 
     def _ensure_ready(self) -> Any:
         if self._client is None:
-            self._client = connect(self._settings.clickhouse_url)
-        if not self._ready:
-            for stmt in schema_statements(self._db, self._settings.clickhouse_ttl_days):
-                self._client.command(stmt)
-            self._ready = True
+            client = connect(self._settings.clickhouse_url)
+            if not self._schema_ready:
+                for stmt in schema_statements(self._db, self._settings.clickhouse_ttl_days):
+                    client.command(stmt)
+                self._schema_ready = True
+            # Temporary tables belong to the client's session: made again with every new client.
+            for table in TABLES:
+                client.command(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {table.stage} AS {self._db}.{table.name} ENGINE = Memory"
+                )
+            self._client = client
         return self._client
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -83,6 +156,8 @@ class ClickHouseStore:
                     self._drop_writer()
                     raise StoreUnavailable(f"clickhouse: {exc}") from exc
                 except ClickHouseError as exc:
+                    if error_code(exc) in DATA_ERROR_CODES:
+                        raise StoreDataError(f"clickhouse: {_first_line(exc)}") from exc
                     # A failed call can leave a chdb handle unusable: start the retry afresh.
                     self._drop_writer()
                     raise StoreRejected(f"clickhouse: {exc}") from exc
@@ -96,6 +171,8 @@ class ClickHouseStore:
             except ClickHouseError:
                 pass
         self._client = None
+        # A database dropped under us is created again by the next client.
+        self._schema_ready = False
 
     async def ensure_schema(self) -> None:
         await self._run(self._ensure_ready)
@@ -105,125 +182,22 @@ class ClickHouseStore:
 
     def _write_sync(self, batch: Batch) -> None:
         client = self._ensure_ready()
-        calls = batch.calls
-        if calls:
-            fresh = self._not_stored(client, "llm_calls", "call_id", calls, (c.ts.date() for c in calls.values()))
-            rows = [
-                (
-                    c.call_id,
-                    c.ts,
-                    c.event_id,
-                    c.tenant,
-                    c.project or "",
-                    c.team or "",
-                    c.session_id or "",
-                    c.iteration,
-                    c.provider,
-                    c.model or "",
-                    c.endpoint,
-                    c.streamed,
-                    c.status_code,
-                    c.outcome,
-                    c.input_tokens,
-                    c.output_tokens,
-                    c.cached_tokens,
-                    c.reasoning_tokens,
-                    c.cost_usd,
-                    c.price_known,
-                    c.reserved_usd,
-                    c.started_at,
-                    c.latency_ms,
-                    c.ttft_ms,
-                    c.source,
-                    c.gateway_id or "",
-                )
-                for key, c in calls.items()
-                if key in fresh
-            ]
+        for table in TABLES:
+            rows = table.rows(batch)
             if rows:
-                self._insert(client, "llm_calls", CALL_COLUMNS, rows)
-        if batch.alerts:
-            fresh = self._not_stored(
-                client, "alerts", "alert_id", batch.alerts, (a.ts.date() for a in batch.alerts.values())
-            )
-            alert_rows = [
-                (
-                    a.alert_id,
-                    a.event_id,
-                    a.ts,
-                    a.tenant,
-                    a.session_id or "",
-                    a.project or "",
-                    a.team or "",
-                    a.detector,
-                    a.severity,
-                    a.message,
-                    json.dumps(a.evidence, default=str),
-                    a.spent_usd,
-                    a.budget_usd,
-                )
-                for key, a in batch.alerts.items()
-                if key in fresh
-            ]
-            if alert_rows:
-                self._insert(client, "alerts", ALERT_COLUMNS, alert_rows)
-        if batch.findings:
-            fresh = self._not_stored(
-                client, "risk_findings", "finding_id", batch.findings, (f.ts.date() for f in batch.findings.values())
-            )
-            finding_rows = [
-                (
-                    f.finding_id,
-                    f.event_id,
-                    f.ts,
-                    f.tenant,
-                    f.session_id or "",
-                    f.call_id,
-                    f.location,
-                    f.message_index,
-                    f.finding_type,
-                    f.count,
-                    f.severity,
-                    f.preview,
-                )
-                for key, f in batch.findings.items()
-                if key in fresh
-            ]
-            if finding_rows:
-                self._insert(client, "risk_findings", FINDING_COLUMNS, finding_rows)
+                self._insert_new(client, table, list(rows.values()))
 
-    def _insert(self, client: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        # JSON lines encoded by msgspec and parsed by ClickHouse itself: several times faster
-        # than building the Native format row by row in Python. Decimals travel as strings.
-        block = b"\n".join(map(_json.encode, rows))
+    def _insert_new(self, client: Any, table: _Table, events: Sequence[Any]) -> None:
+        block = ch_arrow.arrow_stream(table.columns, events)
+        # Left over from a write that failed half-way, if any.
+        client.command(f"TRUNCATE TABLE {table.stage}")
         client.raw_insert(
-            f"{self._db}.{table}",
-            column_names=columns,
-            insert_block=block,
-            fmt="JSONCompactEachRow",
-            settings={"date_time_input_format": "best_effort"},
+            table.stage,
+            column_names=[c.name for c in table.columns],
+            insert_block=block.to_pybytes(),
+            fmt="ArrowStream",
         )
-
-    def _not_stored(self, client: Any, table: str, id_col: str, ids: dict[str, Any], days: Iterable[date]) -> set[str]:
-        day_list = sorted(set(days))
-        keys = list(ids)
-        present: set[str] = set()
-        # Chunked so that no query outgrows ClickHouse's max_query_size, whatever the batch size.
-        for i in range(0, len(keys), ID_CHUNK):
-            # The day bound hits the sorting key's first column, so only the batch's days are
-            # read; the ids travel as one JSON string literal, far cheaper to parse than an IN list.
-            rows = client.query(
-                f"SELECT {id_col} FROM {self._db}.{table} "
-                f"WHERE toDate(ts) >= %(lo)s AND toDate(ts) <= %(hi)s "
-                f"AND {id_col} IN (SELECT arrayJoin(JSONExtract(%(ids)s, 'Array(String)')))",
-                parameters={
-                    "lo": day_list[0],
-                    "hi": day_list[-1],
-                    "ids": _json.encode(keys[i : i + ID_CHUNK]).decode(),
-                },
-            ).result_rows
-            present.update(row[0] for row in rows)
-        return set(keys) - present
+        client.command(table.move_sql(self._db))
 
     async def query(
         self, sql: str, parameters: dict[str, Any] | None = None
@@ -249,3 +223,7 @@ class ClickHouseStore:
 
         await self.ensure_schema()
         return await asyncio.to_thread(run)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().split("\n", 1)[0][:500]

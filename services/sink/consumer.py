@@ -6,6 +6,11 @@ accepted the whole batch, so a crash at any point replays at most the uncommitte
 which the idempotent stores absorb. While the store is down the consumer pauses its
 partitions, retries with exponential backoff and commits nothing; the other store's group is
 a separate task and carries on.
+
+Records that cannot be stored never block their partition, and are never dropped silently
+either: undecodable bytes, and events the store refuses for their data (``StoreDataError``:
+the batch is bisected until the refused events stand alone, the rest is written), become
+dead letters in PostgreSQL before the offsets past them are committed.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from services.common.events import EventDecodeError, decode
-from services.sink.batch import Batch
-from services.sink.errors import SinkError
+from services.common.events import EventDecodeError, decode, encode
+from services.sink.batch import Batch, Undecodable
+from services.sink.dead_letters import DeadLetter, DeadLetterStore
+from services.sink.errors import SinkError, StoreDataError
 from services.sink.settings import SinkSettings
 from services.sink.store import Store
 
@@ -40,6 +46,9 @@ REVOKE_FLUSH_S = 10.0
 class ConsumerStats:
     records: int = 0
     bad_records: int = 0
+    # Rows added to sink_dead_letters by this consumer (undecodable or refused by the store).
+    dead_letters: int = 0
+    rejected_events: int = 0
     rows_written: int = 0
     batches: int = 0
     retries: int = 0
@@ -53,8 +62,16 @@ class _Revoked(Exception):
 
 
 class StoreConsumer:
-    def __init__(self, store: Store, settings: SinkSettings, topics: Sequence[str], group_id: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: SinkSettings,
+        topics: Sequence[str],
+        group_id: str,
+        dead_letters: DeadLetterStore,
+    ) -> None:
         self.store = store
+        self._dead_letters = dead_letters
         self.stats = ConsumerStats()
         self._settings = settings
         self._topics = list(topics)
@@ -84,8 +101,8 @@ class StoreConsumer:
             max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             rebalance_timeout_ms=MAX_POLL_INTERVAL_MS,
             client_id=f"agentwatch-sink-{self.store.name}",
-            # Bigger fetches: a batch of thousands of small events in a few round trips.
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=self._settings.fetch_max_bytes,
+            max_partition_fetch_bytes=self._settings.partition_fetch_bytes,
         )
         consumer.subscribe(self._topics, listener=_Listener(self))
         self._consumer = consumer
@@ -120,8 +137,9 @@ class StoreConsumer:
                 # Records fetched before a rebalance took their partition belong to the next owner.
                 if tp not in assigned or not messages:
                     continue
+                topic, partition = tp.topic, tp.partition
                 for message in messages:
-                    self._add(message.value, tp, message.offset)
+                    self._add(message.value, topic, partition, message.offset)
                 self._offsets[tp] = messages[-1].offset + 1
             if self._batch.records and self._first_at is None:
                 self._first_at = time.monotonic()
@@ -129,26 +147,28 @@ class StoreConsumer:
             if self._batch.records >= s.batch_rows or due:
                 await self._flush_async_locked(consumer)
 
-    def _add(self, value: bytes | None, tp: TopicPartition, offset: int) -> None:
+    def _add(self, value: bytes | None, topic: str, partition: int, offset: int) -> None:
         self._batch.records += 1
         self.stats.records += 1
         try:
             if value is None:
                 raise EventDecodeError("empty record")
-            self._batch.add(decode(value))
+            event = decode(value)
         except EventDecodeError as exc:
             self.stats.bad_records += 1
-            # Skipped, and committed with the batch: a bad record must never block its partition.
+            self._batch.undecodable.append(Undecodable((topic, partition, offset, value), str(exc)))
             if self.stats.bad_records <= 10 or self.stats.bad_records % 1000 == 0:
                 log.warning(
-                    "%s: skipping undecodable record %s[%d]@%d (%d so far): %s",
+                    "%s: undecodable record %s[%d]@%d goes to the dead letters (%d so far): %s",
                     self.store.name,
-                    tp.topic,
-                    tp.partition,
+                    topic,
+                    partition,
                     offset,
                     self.stats.bad_records,
                     exc,
                 )
+            return
+        self._batch.add(event, (topic, partition, offset, value))
 
     def _take(self) -> tuple[Batch, dict[TopicPartition, int]]:
         batch, offsets = self._batch, dict(self._offsets)
@@ -208,8 +228,9 @@ class StoreConsumer:
         try:
             while True:
                 try:
-                    if batch.rows:
-                        await self.store.write(batch)
+                    await self._write_isolating(batch)
+                    if batch.undecodable:
+                        await self._dead_letter([self._letter(u) for u in batch.undecodable])
                     if self.stats.store_down:
                         log.info("%s: store is back, batch written", self.store.name)
                     self.stats.store_down = False
@@ -233,6 +254,47 @@ class StoreConsumer:
         finally:
             if paused:
                 consumer.resume(*[tp for tp in paused if tp in consumer.assignment()])
+
+    async def _write_isolating(self, batch: Batch) -> None:
+        """Write ``batch``; events the store refuses for their data become dead letters, the rest lands.
+
+        Bisecting costs about 2·log2(rows) extra writes per refused event; the stores are
+        idempotent, so the halves that were already written add nothing when written again.
+        """
+        if not batch.rows:
+            return
+        try:
+            await self.store.write(batch)
+        except StoreDataError as exc:
+            if batch.rows > 1:
+                first, second = batch.split()
+                await self._write_isolating(first)
+                await self._write_isolating(second)
+                return
+            [event] = batch.events()
+            source = batch.sources.get(event.event_id)
+            topic, partition, offset, raw = source if source is not None else ("", -1, -1, encode(event))
+            self.stats.rejected_events += 1
+            event_type = str(type(event).__struct_config__.tag)
+            log.warning(
+                "%s: %s %s refused (%s[%d]@%d), sent to the dead letters: %s",
+                self.store.name,
+                event_type,
+                event.event_id,
+                topic,
+                partition,
+                offset,
+                exc,
+            )
+            letter = DeadLetter(topic, partition, offset, self.store.name, str(exc), raw, event_type, event.event_id)
+            await self._dead_letter([letter])
+
+    def _letter(self, undecodable: Undecodable) -> DeadLetter:
+        topic, partition, offset, raw = undecodable.source
+        return DeadLetter(topic, partition, offset, self.store.name, undecodable.error, raw)
+
+    async def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        self.stats.dead_letters += await self._dead_letters.write(letters)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         consumer = self._consumer

@@ -12,7 +12,12 @@ class StoreUnavailable(SinkError):
 
 
 class StoreRejected(SinkError):
-    """The store refused the batch itself (schema, data); retried too, but logged loudly."""
+    """The store refused the batch itself (schema, state); retried too, but logged loudly."""
+
+
+class StoreDataError(StoreRejected):
+    """A value in the batch cannot be stored (out of range, constraint); retrying the same
+    rows fails again, so the consumer isolates the offending events into dead letters."""
 
 
 class QueryError(SinkError):

@@ -1,4 +1,4 @@
-"""The sink's HTTP side (loopback): ``/healthz`` and read-only ``/query`` for the embedded store.
+"""The sink's HTTP side (loopback): ``/healthz``, ``/metrics`` and read-only ``/query`` for the embedded store.
 
 Only one process may open a chdb path and the sink owns it, so ``agentwatch query`` goes
 through here when ``CLICKHOUSE_URL`` is ``chdb://``. Every query runs with ClickHouse's
@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.sink.appkeys import CLICKHOUSE, CONSUMERS
+from services.sink.appkeys import CLICKHOUSE, CONSUMERS, METRICS
 from services.sink.errors import QueryError
 
 MAX_SQL_BYTES = 100_000
@@ -40,6 +41,8 @@ async def healthz(request: web.Request) -> web.Response:
         name: {
             "records": c.stats.records,
             "bad_records": c.stats.bad_records,
+            "rejected_events": c.stats.rejected_events,
+            "dead_letters": c.stats.dead_letters,
             "rows_written": c.stats.rows_written,
             "batches": c.stats.batches,
             "retries": c.stats.retries,
@@ -49,6 +52,11 @@ async def healthz(request: web.Request) -> web.Response:
         for name, c in consumers.items()
     }
     return web.json_response({"status": "ok", "consumers": body})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    data = generate_latest(request.app[METRICS])
+    return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def query(request: web.Request) -> web.Response:

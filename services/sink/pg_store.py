@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from services.sink import pg_partitions
 from services.sink.batch import Batch
 from services.sink.columns import ALERT_COLUMNS, CALL_COLUMNS, FINDING_COLUMNS
-from services.sink.errors import StoreRejected, StoreUnavailable
+from services.sink.errors import StoreDataError, StoreRejected, StoreUnavailable
 from services.sink.pg_migrations import apply_migrations, load_migrations
 from services.sink.settings import SinkSettings
 
@@ -183,8 +183,13 @@ class PostgresStore:
                     await self._copy_insert(conn, "payloads", PAYLOAD_COLUMNS, self._payload_rows(batch))
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StoreUnavailable(f"postgres: {exc}") from exc
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            # A value out of range or a failed constraint: the same rows fail again. A row
+            # whose partition retention dropped meanwhile lands here too, hence the reset:
+            # the bisecting retries make the partition again and go through.
+            self._ready = False
+            raise StoreDataError(f"postgres: {exc}") from exc
         except psycopg.Error as exc:
-            # A dropped partition (retention raced a write) lands here too: forget the cache.
             self._ready = False
             raise StoreRejected(f"postgres: {exc}") from exc
 

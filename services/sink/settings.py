@@ -14,6 +14,9 @@ class SinkSettings(StoreSettings):
     # Which stores this process feeds; each has its own consumer group.
     stores: tuple[str, ...] = ("postgres", "clickhouse")
     group_prefix: str = "agentwatch-sink-"
+    # Kafka fetch sizes: a batch of thousands of small events in a few round trips.
+    fetch_max_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     retry_initial_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(5.0, gt=0)
     retention_interval_s: float = Field(3600.0, gt=0)

@@ -6,71 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import psycopg
 
 from services.common.topics import Topics
 from tests.integration.sink_helpers import Expected, make_events, produce
+from tests.integration.sink_process import (
+    assert_both_stores_exact,
+    ch_rows,
+    pg_count,
+    sink_env,
+    start_sink,
+    wait_for,
+    wait_healthy,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 N_CALLS = 100_000
 OUTAGE_S = 60.0
-
-
-def _start_sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    agentwatch = Path(sys.executable).parent / "agentwatch"
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [str(agentwatch), "sink"], env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-
-
-async def _wait_healthy(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"sink exited, see {log}"
-        try:
-            async with http.get(f"{base}/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"sink not healthy, see {log}")
-
-
-async def _pg_count(url: str) -> int:
-    try:
-        async with await psycopg.AsyncConnection.connect(url, connect_timeout=2) as conn:
-            row = await (await conn.execute("SELECT count(*) FROM llm_calls")).fetchone()
-            return int(row[0]) if row else 0
-    except psycopg.Error:
-        return -1
-
-
-async def _ch(http: aiohttp.ClientSession, base: str, sql: str) -> list[Any]:
-    async with http.post(f"{base}/query", json={"sql": sql}) as resp:
-        body = await resp.json()
-        assert resp.status == 200, body
-        rows: list[Any] = body["rows"]
-        return rows
-
-
-async def _wait(pred, limit_s: float, what: str) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if await pred():
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_postgres_outage_and_sigkill_lose_and_double_nothing(
@@ -84,46 +42,41 @@ async def test_postgres_outage_and_sigkill_lose_and_double_nothing(
         expected.add(e)
     port = localstack.free_port()
     base = f"http://127.0.0.1:{port}"
-    prefix = f"{unique}."
-    topics = Topics.with_prefix(prefix)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": own_postgres.url,
-        "CLICKHOUSE_URL": f"chdb://{tmp_root / ('chdb-' + unique)}",
-        "AGENTWATCH_CLICKHOUSE_DATABASE": unique,
-        "AGENTWATCH_TOPIC_PREFIX": prefix,
-        "AGENTWATCH_GROUP_PREFIX": f"{unique}-",
-        "AGENTWATCH_TOPIC_PARTITIONS": "4",
-        "AGENTWATCH_SINK_PORT": str(port),
-        "AGENTWATCH_BATCH_ROWS": "5000",
-        "AGENTWATCH_RETRY_MAX_S": "2",
-    }
+    topics = Topics.with_prefix(f"{unique}.")
+    env = sink_env(
+        kafka_bootstrap,
+        own_postgres.url,
+        tmp_root,
+        unique,
+        port,
+        AGENTWATCH_BATCH_ROWS="5000",
+        AGENTWATCH_RETRY_MAX_S="2",
+    )
     log = tmp_root / f"sink-{unique}.log"
-    proc = _start_sink(env, log)
+    proc = start_sink(env, log)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-            await _wait_healthy(http, base, proc, log)
+            await wait_healthy(http, base, proc, log)
             producing = asyncio.create_task(
                 produce(kafka_bootstrap, events, topics.calls, topics.alerts, topics.risk_findings)
             )
 
             async def some_in_pg() -> bool:
-                return await _pg_count(own_postgres.url) >= 5000
+                return await pg_count(own_postgres.url) >= 5000
 
-            await _wait(some_in_pg, 120, "the first rows in PostgreSQL")
+            await wait_for(some_in_pg, 120, "the first rows in PostgreSQL")
             # PostgreSQL goes down mid-load for 60 s.
-            before_outage = await _pg_count(own_postgres.url)
+            before_outage = await pg_count(own_postgres.url)
             await asyncio.to_thread(own_postgres.stop)
             down_at = time.monotonic()
             await producing
 
             async def ch_complete() -> bool:
-                [(n,)] = await _ch(http, base, "SELECT count() FROM llm_calls")
+                [(n,)] = await ch_rows(http, base, "SELECT count() FROM llm_calls")
                 return bool(n >= expected.calls)
 
             # The other store carries on while PostgreSQL is down.
-            await _wait(ch_complete, OUTAGE_S - 5, "ClickHouse to take every call while PostgreSQL is down")
+            await wait_for(ch_complete, OUTAGE_S - 5, "ClickHouse to take every call while PostgreSQL is down")
 
             # A write in flight when PostgreSQL stopped fails only once its connection attempt
             # times out; on a fast machine ClickHouse is complete before that, so wait for it.
@@ -132,58 +85,27 @@ async def test_postgres_outage_and_sigkill_lose_and_double_nothing(
                     health = await resp.json()
                 return bool(health["consumers"]["postgres"]["store_down"])
 
-            await _wait(pg_reported_down, max(5.0, OUTAGE_S - 5 - (time.monotonic() - down_at)), "PostgreSQL down")
+            await wait_for(pg_reported_down, max(5.0, OUTAGE_S - 5 - (time.monotonic() - down_at)), "PostgreSQL down")
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
             await asyncio.to_thread(own_postgres.start)
 
             async def pg_catching_up() -> bool:
-                n = await _pg_count(own_postgres.url)
+                n = await pg_count(own_postgres.url)
                 return before_outage + 10_000 < n < expected.calls
 
-            await _wait(pg_catching_up, 120, "PostgreSQL to catch up")
+            await wait_for(pg_catching_up, 120, "PostgreSQL to catch up")
             # SIGKILL mid-write, then restart: the uncommitted batch is replayed, not doubled.
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
-            proc = _start_sink(env, log)
-            await _wait_healthy(http, base, proc, log)
+            proc = start_sink(env, log)
+            await wait_healthy(http, base, proc, log)
 
             async def pg_complete() -> bool:
-                return await _pg_count(own_postgres.url) >= expected.calls
+                return await pg_count(own_postgres.url) >= expected.calls
 
-            await _wait(pg_complete, 180, "PostgreSQL to hold every call")
+            await wait_for(pg_complete, 180, "PostgreSQL to hold every call")
             await asyncio.sleep(2)  # anything doubled would show up by now
-            async with await psycopg.AsyncConnection.connect(own_postgres.url) as conn:
-                cur = await conn.execute(
-                    "SELECT count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_usd) FROM llm_calls"
-                )
-                assert await cur.fetchone() == (
-                    expected.calls,
-                    expected.prompt_tokens,
-                    expected.completion_tokens,
-                    expected.cost_usd,
-                )
-                cur = await conn.execute("SELECT count(*), sum(calls), sum(prompt_tokens), sum(cost_usd) FROM sessions")
-                assert await cur.fetchone() == (
-                    len(expected.sessions),
-                    expected.calls,
-                    expected.prompt_tokens,
-                    expected.cost_usd,
-                )
-                cur = await conn.execute("SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM risk_findings)")
-                assert await cur.fetchone() == (expected.alerts, expected.findings)
-            [ch] = await _ch(
-                http,
-                base,
-                "SELECT count(), sum(prompt_tokens), sum(completion_tokens), toString(sum(cost_usd)) FROM llm_calls",
-            )
-            assert ch == [expected.calls, expected.prompt_tokens, expected.completion_tokens, str(expected.cost_usd)]
-            [rollups] = await _ch(
-                http,
-                base,
-                "SELECT (SELECT sum(calls) FROM spend_daily), (SELECT toString(sum(cost_usd)) FROM spend_daily),"
-                " (SELECT sum(calls) FROM session_totals), (SELECT toString(sum(cost_usd)) FROM session_totals)",
-            )
-            assert rollups == [expected.calls, str(expected.cost_usd), expected.calls, str(expected.cost_usd)]
+            await assert_both_stores_exact(http, base, own_postgres.url, expected)
             # `agentwatch query` / `report` reach the embedded store through the running sink.
             agentwatch = str(Path(sys.executable).parent / "agentwatch")
             out = await asyncio.to_thread(

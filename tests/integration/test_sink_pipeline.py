@@ -8,12 +8,11 @@ from typing import Any
 
 import aiohttp
 import psycopg
-from aiohttp import web
 
 from services.common.topics import Topics
-from services.sink.app import create_app
 from services.sink.settings import SinkSettings
 from tests.integration.sink_helpers import Expected, make_events, produce
+from tests.integration.sink_process import ch_rows, sink_app
 
 N_CALLS = 100_000
 
@@ -29,19 +28,11 @@ async def _pg_totals(url: str) -> tuple[Any, ...]:
         return tuple(row)
 
 
-async def _query(session: aiohttp.ClientSession, base: str, sql: str) -> list[Any]:
-    async with session.post(f"{base}/query", json={"sql": sql}) as resp:
-        body = await resp.json()
-        assert resp.status == 200, body
-        rows: list[Any] = body["rows"]
-        return rows
-
-
 async def test_100k_events_land_in_both_stores_exactly_once(
     kafka_bootstrap: str, pg_database: str, clickhouse_url: str, topic_prefix: str, unique: str
 ) -> None:
     events = make_events(N_CALLS, unique)
-    # Some garbage on the calls topic: counted and skipped, never blocking the partition.
+    # Some garbage on the calls topic: counted and dead-lettered, never blocking the partition.
     expected = Expected()
     for e in events:
         expected.add(e)
@@ -57,13 +48,7 @@ async def test_100k_events_land_in_both_stores_exactly_once(
         batch_rows=10_000,
     )
     topics = Topics.from_settings(settings)
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    base = f"http://127.0.0.1:{port}"
-    try:
+    async with sink_app(settings) as base:
         from aiokafka import AIOKafkaProducer
 
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
@@ -79,7 +64,7 @@ async def test_100k_events_land_in_both_stores_exactly_once(
             ch: list[Any] = []
             while time.monotonic() < deadline:
                 pg = await _pg_totals(pg_database)
-                [ch] = await _query(
+                [ch] = await ch_rows(
                     http,
                     base,
                     "SELECT count(), sum(prompt_tokens), sum(completion_tokens), toString(sum(cost_usd))"
@@ -95,7 +80,7 @@ async def test_100k_events_land_in_both_stores_exactly_once(
                 expected.completion_tokens,
                 str(expected.cost_usd),
             )
-            [rollup] = await _query(http, base, "SELECT sum(calls), toString(sum(cost_usd)) FROM spend_daily")
+            [rollup] = await ch_rows(http, base, "SELECT sum(calls), toString(sum(cost_usd)) FROM spend_daily")
             assert rollup == [expected.calls, str(expected.cost_usd)]
             async with http.get(f"{base}/healthz") as resp:
                 health = await resp.json()
@@ -107,5 +92,6 @@ async def test_100k_events_land_in_both_stores_exactly_once(
         async with await psycopg.AsyncConnection.connect(pg_database) as conn:
             cur = await conn.execute("SELECT count(*), sum(calls), sum(cost_usd) FROM sessions")
             assert await cur.fetchone() == (len(expected.sessions), expected.calls, expected.cost_usd)
-    finally:
-        await runner.cleanup()
+            # The two garbage records are dead letters, once per store.
+            cur = await conn.execute("SELECT store, count(*) FROM sink_dead_letters GROUP BY store ORDER BY store")
+            assert await cur.fetchall() == [("clickhouse", 2), ("postgres", 2)]

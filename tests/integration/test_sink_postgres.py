@@ -57,7 +57,7 @@ async def test_replayed_batches_add_nothing(pg_database: str, unique: str) -> No
     [(findings,)] = await _fetch(pg_database, "SELECT count(*) FROM risk_findings")
     assert (alerts, findings) == (expected.alerts, expected.findings)
     [(versions,)] = await _fetch(pg_database, "SELECT array_agg(version) FROM schema_migrations")
-    assert versions == [1]
+    assert versions == [1, 2]
 
 
 async def test_payloads_are_capped(pg_database: str, unique: str) -> None:

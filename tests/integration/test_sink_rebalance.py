@@ -10,6 +10,7 @@ import psycopg
 
 from services.common.topics import Topics, ensure_topics
 from services.sink.consumer import StoreConsumer
+from services.sink.dead_letters import DeadLetterStore
 from services.sink.pg_store import PostgresStore
 from services.sink.settings import SinkSettings
 from tests.integration.sink_helpers import Expected, make_events, produce
@@ -53,8 +54,8 @@ async def test_rebalance_mid_load_keeps_exactness(
     expected = Expected()
     for e in events:
         expected.add(e)
-    first = StoreConsumer(PostgresStore(settings), settings, names, f"{unique}-pg")
-    second = StoreConsumer(PostgresStore(settings), settings, names, f"{unique}-pg")
+    first = StoreConsumer(PostgresStore(settings), settings, names, f"{unique}-pg", DeadLetterStore(pg_database))
+    second = StoreConsumer(PostgresStore(settings), settings, names, f"{unique}-pg", DeadLetterStore(pg_database))
     for c in (first, second):
         await c.store.open()
     tasks = [asyncio.create_task(first.run())]

@@ -8,12 +8,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import pyarrow as pa
 import pytest
 
 from services.cli import main
 from services.common.events import CallFinished, CallStarted
+from services.sink import ch_arrow
 from services.sink.analytics_client import render
 from services.sink.batch import Batch
+from services.sink.columns import ALERT_COLUMNS, CALL_COLUMNS, FINDING_COLUMNS
+from services.sink.errors import StoreDataError
 from services.sink.pg_partitions import expired, partition_name
 from services.sink.pg_store import copy_line
 from services.sink.reports import REPORTS
@@ -90,3 +95,33 @@ def test_query_cli_explains_an_unreachable_sink(
     monkeypatch.setenv("AGENTWATCH_SINK_PORT", str(port))
     assert main(["query", "SELECT 1"]) == 1
     assert "agentwatch sink" in capsys.readouterr().err
+
+
+def test_batch_split_halves_rows_and_keeps_sources() -> None:
+    b = Batch()
+    for i in range(5):
+        b.add(_call(f"c{i}"), ("calls", 0, i, b"raw"))
+    first, second = b.split()
+    assert (first.rows, second.rows) == (2, 3)
+    assert set(first.calls) | set(second.calls) == set(b.calls)
+    assert first.sources is b.sources and len(b.sources) == 5
+
+
+def test_arrow_columns_follow_the_shared_column_order() -> None:
+    assert tuple(c.name for c in ch_arrow.CALLS) == CALL_COLUMNS
+    assert tuple(c.name for c in ch_arrow.ALERTS) == ALERT_COLUMNS
+    assert tuple(c.name for c in ch_arrow.FINDINGS) == FINDING_COLUMNS
+
+
+def test_arrow_rounds_usd_like_postgres_and_refuses_what_does_not_fit() -> None:
+    calls = [_call("a"), _call("b")]
+    calls[0] = msgspec.structs.replace(calls[0], cost_usd=Decimal("0.0000000375"), project=None)
+    calls[1] = msgspec.structs.replace(calls[1], cost_usd=Decimal("-0.0000000375"))
+    table = pa.ipc.open_stream(ch_arrow.arrow_stream(ch_arrow.CALLS, calls)).read_all()
+    # numeric(20, 9) rounds half away from zero; so must the ClickHouse copy.
+    assert table.column("cost_usd").to_pylist() == [Decimal("0.000000038"), Decimal("-0.000000038")]
+    assert table.column("project").to_pylist() == ["", ""]
+    with pytest.raises(StoreDataError, match="cost_usd"):
+        ch_arrow.arrow_stream(ch_arrow.CALLS, [msgspec.structs.replace(calls[0], cost_usd=Decimal("1e12"))])
+    with pytest.raises(StoreDataError, match="prompt_tokens"):
+        ch_arrow.arrow_stream(ch_arrow.CALLS, [msgspec.structs.replace(calls[0], input_tokens=-1)])
