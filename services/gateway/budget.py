@@ -10,11 +10,12 @@ and the table does not reflect yet:
 
 Each local entry is dropped as soon as the table reflects it, so nothing is counted twice
 and no cost is forgotten in between. The corrections are kept summed per session
-(services.gateway.budget_local), so a call costs O(1) however many entries a session holds. Entries are checked when their session is looked up,
-and also by a sweep that each new entry advances by a couple of sessions (round robin), so a
-session that never calls again does not keep its last entry for ``forget_after_s``. The
-check and the reservation happen with no ``await`` in between, so concurrent requests on one
-gateway cannot slip past each other.
+(services.gateway.budget_local), so a call costs O(1) however many entries a session
+holds. Entries are checked when their session is looked up, and also by a sweep that each
+new entry advances by a couple of sessions (round robin), so a session that never calls
+again does not keep its last entry for ``forget_after_s``. The check and the reservation
+happen with no ``await`` in between, so concurrent requests on one gateway cannot slip
+past each other.
 """
 
 from __future__ import annotations

@@ -189,4 +189,3 @@ class SessionLocal:
             self.reserved.remove(reserved)
         if counts_for_staleness:
             self.oldest_known = False
-

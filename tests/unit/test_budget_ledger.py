@@ -20,7 +20,7 @@ class Table:
 
     ready: bool = True
     states: dict[bytes, SessionState] = field(default_factory=dict)
-    versions: dict[bytes, int] = field(default_factory=dict)
+    versions: dict[bytes, object] = field(default_factory=dict)
 
     def get(self, key: bytes) -> SessionState | None:
         return self.states.get(key)
