@@ -40,7 +40,9 @@ class StateSource(Protocol):
     @property
     def ready(self) -> bool: ...
 
-    def get(self, key: bytes) -> SessionState | None: ...
+    def get(self, key: bytes) -> SessionState | None:
+        """The key's state; a change gives a new object, the one returned before is never mutated."""
+        ...
 
     def version(self, key: bytes) -> object:
         """The same object (``is``) as long as the key's state is unchanged, another after any change."""
@@ -241,7 +243,7 @@ class BudgetLedger:
         """Bring the session's sums to the table's current state and to ``now``."""
         token = self.source.version(key)
         if token is not session.token:
-            session.recompute(token, self.source.get(key), now, self.forget_after_s)
+            session.refresh(token, self.source.get(key), now, self.forget_after_s)
         else:
             session.expire(now, self.forget_after_s)
 

@@ -111,8 +111,42 @@ class SessionLocal:
     oldest: float | None = None
     oldest_known: bool = False
 
+    def refresh(self, token: object, state: SessionState | None, now: float, forget_after_s: float) -> None:
+        """The table's state changed: only the calls it lists (in flight before or now, finished
+        now) can count differently, so with more entries than that only those are re-counted.
+        Each state must be a new object (a change never mutates the previous one, as with the
+        replica's decoded states)."""
+        old = self.state
+        if self.token is RESYNC or (state is not None and state is old):
+            self.recompute(token, state, now, forget_after_s)
+            return
+        listed: list[str] = []
+        if old is not None:
+            listed.extend(old.in_flight)
+        if state is not None:
+            listed.extend(state.in_flight)
+            listed.extend(state.recent_finished)
+        if len(listed) >= len(self.entries):
+            self.recompute(token, state, now, forget_after_s)
+            return
+        # An entry never stays listed in the finished calls of the state it was counted
+        # against (dropped, or a resync), so those of ``old`` need no look.
+        entries = self.entries
+        touched = [(call_id, entry) for call_id in dict.fromkeys(listed) if (entry := entries.get(call_id)) is not None]
+        for call_id, entry in touched:
+            self._uncount(call_id, entry)
+        self.token, self.state = token, state
+        if touched:
+            self.oldest_known = False
+        for call_id, entry in touched:
+            if gone(call_id, entry, state, now, forget_after_s):
+                del entries[call_id]
+            else:
+                self._count(call_id, entry)
+        self.expire(now, forget_after_s)
+
     def recompute(self, token: object, state: SessionState | None, now: float, forget_after_s: float) -> None:
-        """The table's state changed: drop what it reflects or what expired, sum the rest again."""
+        """Drop what the table reflects or what expired, sum the rest again."""
         self.token, self.state = token, state
         self.spent, self.reserved = _Sum(), _Sum()
         self.oldest, self.oldest_known = None, True

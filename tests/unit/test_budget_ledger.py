@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from services.common.config import TenantPolicy
 from services.common.events import CallFinished, CallStarted, Control, session_key
-from services.common.session_state import SessionState, fold
+from services.common.session_state import SessionState, decode_state, encode_state, fold
 from services.gateway.budget import BudgetLedger, Deferral, Refusal, Reservation
 
 KEY = session_key("acme", "s1")
@@ -29,7 +29,9 @@ class Table:
         return self.versions.get(key)
 
     def apply(self, event) -> None:
-        self.states[event.key], _ = fold(self.states.get(event.key), event)
+        # A copy: a state returned before is never mutated (as with the replica's decoded states).
+        old = self.states.get(event.key)
+        self.states[event.key], _ = fold(decode_state(encode_state(old)) if old is not None else None, event)
         # A fresh object per change (ints past 256 are not shared), like the replica's bytes.
         self.versions[event.key] = object()
 
