@@ -8,8 +8,14 @@ through a ledger that scans them all would take hours). Each measured call is th
 ``admit`` (budget checked) and ``settle`` on that session, so the pending set grows by one
 per call, as it does in an outage.
 
+With --lagging the workers are behind instead of down: after each measured call the table
+folds the oldest pending call (its start and end, the changelog record applied to the
+replica outside the timed part), so the session keeps N pending entries and its table state
+changes on every call.
+
     .venv/bin/python bench/ledger_pending.py                      # this checkout's ledger
     .venv/bin/python bench/ledger_pending.py --root /work/main    # another checkout's (before)
+    .venv/bin/python bench/ledger_pending.py --lagging            # workers behind, not down
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+from collections import deque
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,15 +33,16 @@ from typing import Any
 
 def load(root: Path) -> dict[str, Any]:
     sys.path.insert(0, str(root))
-    from services.common.config import TenantPolicy  # noqa: PLC0415
-    from services.common.events import CallStarted  # noqa: PLC0415
-    from services.common.session_state import encode_state, fold  # noqa: PLC0415
-    from services.gateway import budget  # noqa: PLC0415
-    from services.gateway.replica import SessionReplica  # noqa: PLC0415
+    from services.common.config import TenantPolicy
+    from services.common.events import CallFinished, CallStarted
+    from services.common.session_state import encode_state, fold
+    from services.gateway import budget
+    from services.gateway.replica import SessionReplica
 
     return {
         "TenantPolicy": TenantPolicy,
         "CallStarted": CallStarted,
+        "CallFinished": CallFinished,
         "encode_state": encode_state,
         "fold": fold,
         "budget": budget,
@@ -45,7 +53,7 @@ def load(root: Path) -> dict[str, Any]:
 def fill_pending(m: dict[str, Any], ledger: Any, key: bytes, n: int, now: float) -> None:
     """``n`` settled, unreflected calls on ``key``, in whichever layout this checkout's ledger keeps."""
     try:
-        from services.gateway.budget_local import LocalEntry, SessionLocal  # noqa: PLC0415
+        from services.gateway.budget_local import LocalEntry, SessionLocal
     except ImportError:
         local_cls = m["budget"]._Local
         ledger._local[key] = {f"p{i}": local_cls(Decimal("0.10"), now, Decimal("0.01"), True) for i in range(n)}
@@ -55,7 +63,7 @@ def fill_pending(m: dict[str, Any], ledger: Any, key: bytes, n: int, now: float)
         session.add(f"p{i}", LocalEntry(Decimal("0.10"), now, Decimal("0.01"), True))
 
 
-def run(m: dict[str, Any], pending: int, max_calls: int, max_s: float) -> tuple[int, list[float]]:
+def run(m: dict[str, Any], pending: int, max_calls: int, max_s: float, lagging: bool) -> tuple[int, list[float]]:
     replica = m["SessionReplica"]("127.0.0.1:1", "unused", admission_fields_only=True)
     key = b"alpha/busy"
     state, _ = m["fold"](
@@ -76,6 +84,7 @@ def run(m: dict[str, Any], pending: int, max_calls: int, max_s: float) -> tuple[
     fill_pending(m, ledger, key, pending, time.monotonic())
     policy = m["TenantPolicy"]()
     per_call: list[float] = []
+    unfolded = deque(f"p{i}" for i in range(pending))
     deadline = time.perf_counter() + max_s
     for i in range(max_calls):
         t0 = time.perf_counter()
@@ -90,6 +99,10 @@ def run(m: dict[str, Any], pending: int, max_calls: int, max_s: float) -> tuple[
         assert isinstance(r, m["budget"].Reservation), r
         ledger.settle(r, Decimal("0.01"))
         per_call.append(time.perf_counter() - t0)
+        unfolded.append(r.call_id)
+        if lagging:
+            state = fold_one(m, state, unfolded.popleft())
+            replica._apply(key, m["encode_state"](state))
         if time.perf_counter() > deadline:
             break
     view = ledger.view("alpha", "busy", policy)
@@ -98,17 +111,26 @@ def run(m: dict[str, Any], pending: int, max_calls: int, max_s: float) -> tuple[
     return len(per_call), per_call
 
 
+def fold_one(m: dict[str, Any], state: Any, call_id: str) -> Any:
+    common = {"tenant": "alpha", "session_id": "busy", "call_id": call_id, "provider": "openai", "endpoint": "chat"}
+    state, _ = m["fold"](state, m["CallStarted"](**common, reserved_usd=Decimal("0.10")))
+    state, _ = m["fold"](state, m["CallFinished"](**common, status_code=200, cost_usd=Decimal("0.01")))
+    return state
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
     parser.add_argument("--pending", type=int, nargs="+", default=[0, 1_000, 100_000])
     parser.add_argument("--calls", type=int, default=20_000, help="measured calls per size (at most)")
     parser.add_argument("--max-s", type=float, default=5.0, help="stop a size after this long")
+    parser.add_argument("--lagging", action="store_true", help="the table folds one old call per call")
     args = parser.parse_args()
     m = load(args.root.resolve())
-    print(f"ledger from {args.root} ({m['budget'].__file__}); load average {os.getloadavg()}")
+    mode = "workers behind (one old call folded per call)" if args.lagging else "workers down (nothing folded)"
+    print(f"ledger from {args.root} ({m['budget'].__file__}), {mode}; load average {os.getloadavg()}")
     for pending in args.pending:
-        calls, per_call = run(m, pending, args.calls, args.max_s)
+        calls, per_call = run(m, pending, args.calls, args.max_s, args.lagging)
         us = [t * 1e6 for t in per_call]
         print(
             f"pending {pending:>7}: {calls:>6} calls, admit+settle median {statistics.median(us):9.1f} us, "
