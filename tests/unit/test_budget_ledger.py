@@ -323,3 +323,24 @@ async def test_a_deferred_call_is_admitted_once_the_table_reflects_or_after_the_
         wait_s=0.05,
     )
     assert isinstance(third, Reservation) and ledger.stats.deferred == 2
+
+
+def test_a_call_the_table_starts_stops_counting_as_stale_while_newer_entries_wait():
+    """The oldest waiting entry decides "unknown"; once the table holds it as started (and
+    the session has more entries than the table lists), the next oldest decides."""
+    clock = Clock()
+    table = Table()
+    ledger = BudgetLedger(table, stale_after_s=10, clock=clock)
+    first = admit(ledger, "a")
+    assert isinstance(first, Reservation)
+    clock.now += 9.5
+    for call_id in ("b", "c", "d"):
+        assert isinstance(admit(ledger, call_id), Reservation)
+    assert ledger.view("acme", "s1", OPEN).known
+    table.apply(started(first))
+    clock.now += 1
+    v = ledger.view("acme", "s1", OPEN)
+    assert v.known, "a is running and the table has it; b, c, d waited 1 s"
+    assert v.reserved_usd == Decimal("0.40")
+    clock.now += 9.5
+    assert not ledger.view("acme", "s1", OPEN).known, "b, c, d waited 10.5 s"
