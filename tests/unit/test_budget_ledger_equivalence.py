@@ -356,3 +356,42 @@ def test_admissions_on_a_session_with_100000_unreflected_entries_do_constant_wor
     assert counter.calls <= 5 * n, counter.calls
     assert view.spent_usd == Decimal("0.01") * (100_000 + n) and view.reserved_usd == 0
     assert not view.known, "entries 100 s old that no table reflects: the workers are not folding"
+
+
+def test_a_table_change_on_a_session_with_100000_entries_recounts_only_the_calls_it_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers behind: the table folds one old call per new call; each change re-counts the
+    calls the states list (at most the in-flight and the recently finished), not 100,000."""
+    clock = Clock()
+    table = Table()
+    ledger = BudgetLedger(table, clock=clock)
+    policy = TenantPolicy()
+
+    def call(i: int) -> Reservation:
+        r = ledger.admit(
+            tenant="acme",
+            session_id="busy",
+            call_id=f"c{i}",
+            amount_usd=Decimal("0.10"),
+            requested_budget_usd=None,
+            policy=policy,
+        )
+        assert isinstance(r, Reservation)
+        ledger.settle(r, Decimal("0.01"))
+        clock.now += 0.001
+        return r
+
+    pending = [call(i) for i in range(100_000)]
+    counter = CountingEffect()
+    monkeypatch.setattr(budget_local, "effect", counter)
+    n = 500
+    for i, old in enumerate(pending[:n]):
+        common = {"tenant": "acme", "session_id": "busy", "call_id": old.call_id, "provider": "openai", "endpoint": "x"}
+        table.apply(CallStarted(**common, reserved_usd=old.amount_usd))  # type: ignore[arg-type]
+        table.apply(CallFinished(**common, status_code=200, cost_usd=Decimal("0.01"), reserved_usd=old.amount_usd))  # type: ignore[arg-type]
+        call(100_000 + i)
+    view = ledger.view("acme", "busy", policy)
+    assert counter.calls <= 10 * n, counter.calls
+    assert view.spent_usd == Decimal("0.01") * (100_000 + n)
+    assert len(ledger._local[session_key("acme", "busy")].entries) == 100_000
