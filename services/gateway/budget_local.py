@@ -4,8 +4,9 @@ Admission adds to the table's ``spent``/``reserved`` a correction per local entr
 services.gateway.budget). Summing the entries on every call made a call cost O(entries),
 and entries pile up exactly when the budget workers are down or behind. So the sums are
 kept here, computed against one table state (identified by the source's version token) and
-updated entry by entry as calls are admitted, settled and expire; only a change of the
-table's state for this session costs a pass over the entries.
+updated entry by entry as calls are admitted, settled and expire; a change of the table's
+state for this session re-counts only the calls the old and new states list (in flight,
+recently finished), or all entries when there are fewer of those.
 
 Entries are kept in order of ``started`` (the clock is monotonic and a settled entry moves
 to the back with its new ``started``), so the expired ones are always at the front, and the
