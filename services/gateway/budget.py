@@ -9,11 +9,13 @@ and the table does not reflect yet:
   spent, and, if the table still holds its reservation, that reservation taken off reserved.
 
 Each local entry is dropped as soon as the table reflects it, so nothing is counted twice
-and no cost is forgotten in between. Entries are checked when their session is looked up,
-and also by a sweep that each new entry advances by a couple of sessions (round robin), so a
-session that never calls again does not keep its last entry for ``forget_after_s``. The
-check and the reservation happen with no ``await`` in between, so concurrent requests on one
-gateway cannot slip past each other.
+and no cost is forgotten in between. The corrections are kept summed per session
+(services.gateway.budget_local), so a call costs O(1) however many entries a session
+holds. Entries are checked when their session is looked up, and also by a sweep that each
+new entry advances by a couple of sessions (round robin), so a session that never calls
+again does not keep its last entry for ``forget_after_s``. The check and the reservation
+happen with no ``await`` in between, so concurrent requests on one gateway cannot slip
+past each other.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Literal, Protocol
 from services.common.config import TenantPolicy
 from services.common.events import session_key
 from services.common.session_state import SessionState, lowered_budget
+from services.gateway.budget_local import LocalEntry, SessionLocal
 
 RefusalCode = Literal["budget_exceeded", "session_paused", "budget_state_unknown"]
 
@@ -37,7 +40,13 @@ class StateSource(Protocol):
     @property
     def ready(self) -> bool: ...
 
-    def get(self, key: bytes) -> SessionState | None: ...
+    def get(self, key: bytes) -> SessionState | None:
+        """The key's state; a change gives a new object, the one returned before is never mutated."""
+        ...
+
+    def version(self, key: bytes) -> object:
+        """The same object (``is``) as long as the key's state is unchanged, another after any change."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +92,6 @@ class Refusal:
     status: int = 402
 
 
-@dataclass(slots=True)
-class _Local:
-    reservation: Decimal
-    started: float
-    cost: Decimal | None = None
-    finished: bool = False
-
-
 @dataclass
 class AdmissionStats:
     admitted: int = 0
@@ -121,7 +122,7 @@ class BudgetLedger:
     stats: AdmissionStats = field(default_factory=AdmissionStats)
     # Ordered: the sweep takes sessions from the front and puts the unresolved ones at the
     # back, O(1) each (a plain dict's first item is found by skipping deleted slots).
-    _local: OrderedDict[bytes, dict[str, _Local]] = field(default_factory=OrderedDict)
+    _local: OrderedDict[bytes, SessionLocal] = field(default_factory=OrderedDict)
     # Budget asked for by calls not yet folded (a new session's first calls).
     _local_budget: dict[bytes, Decimal] = field(default_factory=dict)
 
@@ -209,16 +210,16 @@ class BudgetLedger:
 
     def _add(self, key: bytes, call_id: str, amount_usd: Decimal) -> None:
         self.sweep(self.sweep_per_entry)
-        self._local.setdefault(key, {})[call_id] = _Local(amount_usd, self.clock())
+        session = self._local.get(key)
+        if session is None:
+            session = self._local[key] = SessionLocal()
+        session.add(call_id, LocalEntry(amount_usd, self.clock()))
 
     def settle(self, reservation: Reservation, cost_usd: Decimal | None) -> None:
         """The call is over: its reservation gives way to its actual cost (the reservation when unpriced)."""
-        entry = self._local.get(reservation.key, {}).get(reservation.call_id)
-        if entry is None:
-            return
-        entry.finished = True
-        entry.cost = cost_usd if cost_usd is not None else entry.reservation
-        entry.started = self.clock()
+        session = self._local.get(reservation.key)
+        if session is not None:
+            session.settle(reservation.call_id, cost_usd, self.clock())
 
     def __len__(self) -> int:
         """Sessions with local entries (the table has not reflected them yet)."""
@@ -226,50 +227,49 @@ class BudgetLedger:
 
     def sweep(self, max_sessions: int) -> None:
         """Check up to ``max_sessions`` sessions, oldest checked first: drop the entries the
-        table reflects or that expired; a session still waiting goes to the back."""
+        table reflects or that expired; a session still waiting goes to the back. A session
+        whose table state did not change costs O(1) (its sums are kept)."""
         now = self.clock()
         for _ in range(min(max_sessions, len(self._local))):
-            key, local = next(iter(self._local.items()))
-            state = self.source.get(key)
-            for call_id, entry in list(local.items()):
-                if self._gone(call_id, entry, state, now):
-                    del local[call_id]
-            if local:
+            key, session = next(iter(self._local.items()))
+            self._sync(key, session, now)
+            if session.entries:
                 self._local.move_to_end(key)
             else:
                 del self._local[key]
                 self._local_budget.pop(key, None)
 
-    def _gone(self, call_id: str, entry: _Local, state: SessionState | None, now: float) -> bool:
-        """The table has folded the call's end, or the entry is past any use."""
-        return (state is not None and call_id in state.recent_finished) or now - entry.started > self.forget_after_s
+    def _sync(self, key: bytes, session: SessionLocal, now: float) -> None:
+        """Bring the session's sums to the table's current state and to ``now``."""
+        token = self.source.version(key)
+        if token is not session.token:
+            session.refresh(token, self.source.get(key), now, self.forget_after_s)
+        else:
+            session.expire(now, self.forget_after_s)
 
     def _view(
         self, key: bytes, policy: TenantPolicy, requested_budget: Decimal | None = None
     ) -> tuple[SessionView, SessionState | None]:
-        state = self.source.get(key)
         known = self.source.ready
-        spent = state.spent_usd if state else Decimal(0)
-        reserved = state.reserved_usd if state else Decimal(0)
         now = self.clock()
-        local = self._local.get(key)
-        if local:
-            for call_id, entry in list(local.items()):
-                if self._gone(call_id, entry, state, now):
-                    del local[call_id]
-                    continue
-                in_table = state is not None and call_id in state.in_flight
-                if entry.finished:
-                    spent += entry.cost or Decimal(0)
-                    if in_table and state is not None:
-                        reserved -= state.in_flight[call_id]
-                elif not in_table:
-                    reserved += entry.reservation
-                if not (in_table and not entry.finished) and now - entry.started > self.stale_after_s:
-                    known = False
-            if not local:
+        session = self._local.get(key)
+        if session is not None:
+            self._sync(key, session, now)
+            # The state the sums were computed against is the table's current one.
+            state = session.state
+            if not session.entries:
                 del self._local[key]
                 self._local_budget.pop(key, None)
+                session = None
+        else:
+            state = self.source.get(key)
+        spent = state.spent_usd if state else Decimal(0)
+        reserved = state.reserved_usd if state else Decimal(0)
+        if session is not None:
+            spent = session.spent.onto(spent)
+            reserved = session.reserved.onto(reserved)
+            if session.stale(now, self.stale_after_s):
+                known = False
         if state is not None and state.budget_usd is not None:
             budget: Decimal | None = state.budget_usd
             if not state.budget_locked:

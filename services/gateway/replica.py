@@ -105,6 +105,11 @@ class SessionReplica:
         self._remember(key, raw, state)
         return state
 
+    def version(self, key: bytes) -> object:
+        """The key's stored bytes: a new object on every applied record (an unchanged object
+        is unchanged content), so admission can keep sums computed against one state."""
+        return self._states.get(key)
+
     def _remember(self, key: bytes, raw: bytes, state: SessionState) -> None:
         if len(self._decoded) >= _DECODED_CACHE_SIZE:
             self._decoded.clear()

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from services.common.config import TenantPolicy
 from services.common.events import CallFinished, CallStarted, Control, session_key
-from services.common.session_state import SessionState, fold
+from services.common.session_state import SessionState, decode_state, encode_state, fold
 from services.gateway.budget import BudgetLedger, Deferral, Refusal, Reservation
 
 KEY = session_key("acme", "s1")
@@ -20,12 +20,20 @@ class Table:
 
     ready: bool = True
     states: dict[bytes, SessionState] = field(default_factory=dict)
+    versions: dict[bytes, object] = field(default_factory=dict)
 
     def get(self, key: bytes) -> SessionState | None:
         return self.states.get(key)
 
+    def version(self, key: bytes) -> object:
+        return self.versions.get(key)
+
     def apply(self, event) -> None:
-        self.states[event.key], _ = fold(self.states.get(event.key), event)
+        # A copy: a state returned before is never mutated (as with the replica's decoded states).
+        old = self.states.get(event.key)
+        self.states[event.key], _ = fold(decode_state(encode_state(old)) if old is not None else None, event)
+        # A fresh object per change (ints past 256 are not shared), like the replica's bytes.
+        self.versions[event.key] = object()
 
 
 @dataclass
@@ -163,6 +171,10 @@ class CountingTable(Table):
         self.lookups += 1
         return super().get(key)
 
+    def version(self, key: bytes) -> object:
+        self.lookups += 1
+        return super().version(key)
+
 
 def one_call(ledger: BudgetLedger, table: Table, session: str, *, fold_it: bool) -> Reservation:
     """A call on ``session`` admitted and settled; folded into the table when ``fold_it``."""
@@ -243,8 +255,9 @@ def test_sweep_work_per_admission_is_bounded():
         one_call(ledger, table, f"pending{i}", fold_it=False)
     table.lookups = 0
     one_call(ledger, table, "one-more", fold_it=False)
-    # The admission's own view, then the sweep's sessions: never a scan of the 1,000 pending.
-    assert table.lookups == 1 + ledger.sweep_per_entry
+    # The admission's own view, then the sweep's sessions (their version, and their state if
+    # it changed since last time): never a scan of the 1,000 pending.
+    assert table.lookups <= 1 + 2 * ledger.sweep_per_entry
 
 
 def test_two_gateways_blind_to_each_other_pass_the_budget_by_one_call_each_at_most():
@@ -310,3 +323,24 @@ async def test_a_deferred_call_is_admitted_once_the_table_reflects_or_after_the_
         wait_s=0.05,
     )
     assert isinstance(third, Reservation) and ledger.stats.deferred == 2
+
+
+def test_a_call_the_table_starts_stops_counting_as_stale_while_newer_entries_wait():
+    """The oldest waiting entry decides "unknown"; once the table holds it as started (and
+    the session has more entries than the table lists), the next oldest decides."""
+    clock = Clock()
+    table = Table()
+    ledger = BudgetLedger(table, stale_after_s=10, clock=clock)
+    first = admit(ledger, "a")
+    assert isinstance(first, Reservation)
+    clock.now += 9.5
+    for call_id in ("b", "c", "d"):
+        assert isinstance(admit(ledger, call_id), Reservation)
+    assert ledger.view("acme", "s1", OPEN).known
+    table.apply(started(first))
+    clock.now += 1
+    v = ledger.view("acme", "s1", OPEN)
+    assert v.known, "a is running and the table has it; b, c, d waited 1 s"
+    assert v.reserved_usd == Decimal("0.40")
+    clock.now += 9.5
+    assert not ledger.view("acme", "s1", OPEN).known, "b, c, d waited 10.5 s"
