@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from psycopg.types.json import Jsonb
 
 from services.common.events import CallFinished
@@ -21,6 +22,8 @@ from services.common.events import CallFinished
 # PostgreSQL text cannot hold NUL: it is dropped rather than let one record block a partition.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
 _NULL = "\\N"
+# Only ever encodes datetimes, to text that is the same for every call: shared, not state.
+_JSON = msgspec.json.Encoder()
 
 
 def _jsonb_text(value: Jsonb) -> str:
@@ -50,6 +53,14 @@ def _copy_value(value: object) -> str:
 def copy_line(row: Sequence[object]) -> str:
     """One row in COPY's text format: tab-separated, ``\\N`` for null, specials escaped."""
     return "\t".join([_copy_value(v) for v in row]) + "\n"
+
+
+def _timestamp(d: datetime) -> str:
+    """``d.isoformat()``, about five times cheaper for UTC: msgspec writes the same text but for
+    ``Z`` in place of ``+00:00``, and the sink's timestamps are all UTC."""
+    if d.tzinfo is UTC:
+        return _JSON.encode(d)[1:-2].decode() + "+00:00"
+    return d.isoformat()
 
 
 def call_row(c: CallFinished) -> tuple[object, ...]:
@@ -101,7 +112,7 @@ def call_copy_line(c: CallFinished) -> str:
         return copy_line(call_row(c))
     n = _NULL
     return (
-        f"{c.call_id}\t{c.ts.isoformat()}\t{c.event_id}\t{c.tenant}\t"
+        f"{c.call_id}\t{_timestamp(c.ts)}\t{c.event_id}\t{c.tenant}\t"
         f"{n if c.project is None else c.project}\t"
         f"{n if c.team is None else c.team}\t"
         f"{n if c.session_id is None else c.session_id}\t"
@@ -115,7 +126,7 @@ def call_copy_line(c: CallFinished) -> str:
         f"{n if c.cost_usd is None else str(c.cost_usd)}\t"
         f"{'t' if c.price_known else 'f'}\t"
         f"{c.reserved_usd!s}\t"
-        f"{n if c.started_at is None else c.started_at.isoformat()}\t"
+        f"{n if c.started_at is None else _timestamp(c.started_at)}\t"
         f"{c.latency_ms!r}\t"
         f"{n if c.ttft_ms is None else repr(c.ttft_ms)}\t"
         f"{c.source}\t"
