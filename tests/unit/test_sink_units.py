@@ -19,8 +19,8 @@ from services.sink.analytics_client import render
 from services.sink.batch import Batch
 from services.sink.columns import ALERT_COLUMNS, CALL_COLUMNS, FINDING_COLUMNS
 from services.sink.errors import StoreDataError
+from services.sink.pg_copy import copy_line
 from services.sink.pg_partitions import expired, partition_name
-from services.sink.pg_store import copy_line
 from services.sink.reports import REPORTS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "analytics.md"
